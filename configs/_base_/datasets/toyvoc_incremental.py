@@ -1,0 +1,27 @@
+# The synthetic toy VOC made by tools/make_toy_voc.py (same layout as VOC2012), sized for CPU.
+_base_ = ['./voc_incremental.py']
+data_root = 'data/toyvoc'
+crop_size = (128, 128)
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations'),
+    dict(type='RandomResize', scale=(512, 128), ratio_range=(0.75, 1.5), keep_ratio=True),
+    dict(type='RandomRotate', prob=0.5, degree=10, pad_val=0, seg_pad_val=255),
+    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
+    dict(type='RandomFlip', prob=[0.5, 0.2], direction=['horizontal', 'vertical']),
+    dict(type='PhotoMetricDistortion'),
+    dict(type='PackSegInputs')
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=(512, 128), keep_ratio=True),
+    dict(type='LoadAnnotations'),
+    dict(type='PackSegInputs')
+]
+train_dataloader = dict(
+    batch_size=8, num_workers=2, persistent_workers=True,
+    dataset=dict(data_root=data_root, pipeline=train_pipeline))
+val_dataloader = dict(
+    batch_size=1, num_workers=2, persistent_workers=True,
+    dataset=dict(data_root=data_root, pipeline=test_pipeline))
+test_dataloader = val_dataloader

@@ -1,0 +1,3 @@
+# BiSeNet-R18 for the CPU toy runs: no ImageNet weights (none can be downloaded here).
+_base_ = ['./bisenet_r18.py']
+model = dict(backbone=dict(backbone_cfg=dict(init_cfg=None)))

@@ -1,0 +1,3 @@
+# Joint upper bound reported in the columns of split 15-5 (base / novel classes).
+_base_ = ['./bisenet_r50_voc_20-0.py']
+incremental = dict(task='15-5')

@@ -1,0 +1,256 @@
+"""The resolver: one ``incremental`` block describes a step; everything else is derived here."""
+import copy
+import os.path as osp
+import re
+from typing import Any, Dict, List, Optional
+
+from mmengine.config import Config, ConfigDict
+
+from .. import tasks
+
+METHODS: Dict[str, Dict[str, Any]] = {
+    # decode/aux loss, distillation and their default weights (REFERENCES.md: MiB paper/code).
+    'ft': dict(unbiased=False, kd=None),
+    'lwf': dict(unbiased=False, kd='LwFKDLoss', kd_weight=100.0),
+    'ilt': dict(unbiased=False, kd='LwFKDLoss', kd_weight=100.0, feat_kd_weight=100.0),
+    'mib': dict(unbiased=True, kd='UnbiasedKDLoss', kd_weight=10.0, kd_alpha=1.0),
+    'joint': dict(unbiased=False, kd=None),
+}
+LABELS = ('gt', 'seam')
+INCREMENTAL_KEYS = {
+    'task', 'step', 'setting', 'method', 'labels', 'prev_checkpoint', 'kd_weight', 'kd_alpha',
+    'feat_kd_weight', 'lr_factor', 'init_novel', 'work_root', 'pseudo_label_dir', 'seam'
+}
+EXAMPLE = ("incremental = dict(task='15-5', step=1, setting='overlap', method='mib', "
+           "labels='gt')")
+
+
+def check_incremental(inc: Optional[dict], source: str = 'config') -> dict:
+    """Validate an ``incremental`` block and fill its defaults.
+
+    Raises:
+        ValueError: naming the key that is wrong and the valid values.
+    """
+    if inc is None:
+        raise ValueError(f'{source} has no `incremental` block. Add e.g. `{EXAMPLE}` or inherit '
+                         'from a config in configs/<method>/.')
+    inc = dict(inc)
+    unknown = set(inc) - INCREMENTAL_KEYS
+    if unknown:
+        raise ValueError(f'{source}: unknown incremental keys {sorted(unknown)}; valid keys: '
+                         f'{sorted(INCREMENTAL_KEYS)}')
+    inc.setdefault('setting', 'overlap')
+    inc.setdefault('method', 'mib')
+    inc.setdefault('labels', 'gt')
+    inc.setdefault('step', 0)
+    if 'task' not in inc:
+        raise ValueError(f'{source}: incremental.task is missing; valid: {tasks.task_names()}')
+    tasks.get_task(inc['task'])
+    if inc['method'] not in METHODS:
+        raise ValueError(f"{source}: unknown incremental.method '{inc['method']}'; valid: "
+                         f'{sorted(METHODS)}')
+    if inc['method'] == 'joint':
+        if inc['step'] != 0:
+            raise ValueError(f"{source}: method 'joint' trains all classes in one step; set "
+                             f"incremental.step=0 (got {inc['step']})")
+    else:
+        tasks.check_step(inc['task'], inc['step'])
+    tasks.check_setting(inc['setting'])
+    if inc['labels'] not in LABELS:
+        raise ValueError(f"{source}: unknown incremental.labels '{inc['labels']}'; valid: "
+                         f'{list(LABELS)}')
+    return inc
+
+
+def data_task_step(inc: dict) -> tuple:
+    """The (task, step) whose classes the model and datasets use (joint: all classes at once)."""
+    if inc['method'] == 'joint':
+        return '20-0', 0
+    return inc['task'], inc['step']
+
+
+def metric_task_step(inc: dict) -> tuple:
+    """The (task, step) the metric groups by (joint reports the split's base/novel columns)."""
+    if inc['method'] == 'joint':
+        return inc['task'], tasks.num_steps(inc['task']) - 1
+    return inc['task'], inc['step']
+
+
+def work_root(cfg: Config) -> str:
+    """The run directory holding ``step<t>/`` sub-directories.
+
+    ``work_dirs/<config>_step<t>`` (mmseg's default work dir) becomes ``work_dirs/<config>`` so
+    all steps of a split share one run directory, whichever step config trained them.
+    """
+    base = cfg.get('work_dir') or osp.join('work_dirs', 'mmincseg')
+    base = base.rstrip('/')
+    m = re.match(r'^(.*)_step\d+$', base)
+    return m.group(1) if m else base
+
+
+def step_dir(root: str, step: int) -> str:
+    """Directory of one step of a run."""
+    return osp.join(root, f'step{step}')
+
+
+def _dataset_cfgs(cfg: Config) -> List[ConfigDict]:
+    found = []
+
+    def visit(ds):
+        if isinstance(ds, dict):
+            if ds.get('type') == 'IncrementalVOCDataset':
+                found.append(ds)
+            for key in ('dataset', 'datasets'):
+                sub = ds.get(key)
+                for s in (sub if isinstance(sub, (list, tuple)) else [sub]):
+                    visit(s)
+
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        if cfg.get(loader):
+            visit(cfg[loader].get('dataset'))
+    return found
+
+
+def _set_head_loss(head: dict, method: dict, n_old: int) -> None:
+    loss = head.get('loss_decode')
+    if not isinstance(loss, dict):
+        return  # a list of losses is left as configured
+    weight = loss.get('loss_weight', 1.0)
+    if method['unbiased'] and n_old > 0:
+        head['loss_decode'] = dict(type='UnbiasedCrossEntropyLoss', old_classes=n_old,
+                                   loss_weight=weight)
+    elif loss.get('type') == 'UnbiasedCrossEntropyLoss':
+        head['loss_decode'] = dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=weight)
+
+
+def resolve_incremental_config(cfg: Config) -> Config:
+    """Derive model, datasets, metric, hook, lr and work_dir of a step from ``cfg.incremental``.
+
+    Idempotent: a resolved config is returned unchanged.
+
+    Args:
+        cfg (Config): A config with an ``incremental`` block.
+
+    Returns:
+        Config: the same object, resolved.
+    """
+    if cfg.get('_incremental_resolved', False):
+        return cfg
+    inc = check_incremental(cfg.get('incremental'), getattr(cfg, 'filename', None) or 'config')
+    method = dict(METHODS[inc['method']])
+    for key in ('kd_weight', 'kd_alpha', 'feat_kd_weight'):
+        if inc.get(key) is not None:
+            method[key] = inc[key]
+    data_task, data_step = data_task_step(inc)
+    classes_per_step = tasks.classes_per_step(data_task, data_step)
+    n_old = sum(classes_per_step[:-1])
+    total = sum(classes_per_step)
+    incremental_step = data_step > 0
+
+    # Model: incremental segmentor, every head's classifier and loss.
+    model = cfg.model
+    if model.get('type') in ('EncoderDecoder', 'IncrementalEncoderDecoder'):
+        model['type'] = 'IncrementalEncoderDecoder'
+    else:
+        raise ValueError(f"model.type {model.get('type')!r} is not supported; mmincseg builds "
+                         "class-incremental models from mmseg's 'EncoderDecoder'")
+    model['classes_per_step'] = classes_per_step
+    heads = [model.decode_head]
+    aux = model.get('auxiliary_head')
+    if aux is not None:
+        heads += list(aux) if isinstance(aux, (list, tuple)) else [aux]
+    for head in heads:
+        head['num_classes'] = total
+        head.pop('out_channels', None)
+        _set_head_loss(head, method, n_old if incremental_step else 0)
+    model['distill_loss'] = None
+    model['feature_distill_loss'] = None
+    if incremental_step and method.get('kd'):
+        kd = dict(type=method['kd'], loss_weight=method['kd_weight'])
+        if 'kd_alpha' in method:
+            kd['alpha'] = method['kd_alpha']
+        model['distill_loss'] = kd
+    if incremental_step and method.get('feat_kd_weight'):
+        model['feature_distill_loss'] = dict(type='FeatureDistillationLoss',
+                                             loss_weight=method['feat_kd_weight'])
+
+    # Datasets and metric.
+    for ds in _dataset_cfgs(cfg):
+        ds.update(task=data_task, step=data_step, setting=inc['setting'])
+    metric_task, metric_step = metric_task_step(inc)
+    for name in ('val_evaluator', 'test_evaluator'):
+        ev = cfg.get(name)
+        if isinstance(ev, dict) and ev.get('type') in ('IoUMetric', 'IncrementalIoUMetric'):
+            ev.update(type='IncrementalIoUMetric', task=metric_task, step=metric_step)
+
+    # Run directories, previous checkpoint, hook, lr.
+    root = inc.get('work_root') or work_root(cfg)
+    inc['work_root'] = root
+    cfg.work_dir = step_dir(root, inc['step'])
+    hooks = [h for h in cfg.get('custom_hooks', [])
+             if h.get('type') not in ('IncrementalStepHook', 'StepResultHook')]
+    hooks.append(dict(type='StepResultHook', info=dict(
+        task=inc['task'], step=inc['step'], setting=inc['setting'], method=inc['method'],
+        labels=inc['labels'], classes=tasks.classes_of_step(data_task, data_step)
+        if inc['method'] != 'joint' else tasks.classes_seen('20-0', 0))))
+    if incremental_step:
+        prev = inc.get('prev_checkpoint') or step_dir(root, inc['step'] - 1)
+        inc['prev_checkpoint'] = prev
+        hooks.append(dict(type='IncrementalStepHook', prev_checkpoint=prev,
+                          init_novel=inc.get('init_novel', inc['method'] == 'mib')))
+        lr_factor = inc.get('lr_factor', 0.1)
+        optimizer = cfg.get('optim_wrapper', {}).get('optimizer')
+        if optimizer is not None and 'lr' in optimizer:
+            optimizer['lr'] = optimizer['lr'] * lr_factor
+    cfg.custom_hooks = hooks
+    if inc['labels'] == 'seam' and incremental_step:
+        _add_pseudo_labels(cfg, inc, root)
+    if not _cuda_available():
+        cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})['backend'] = 'gloo'
+    cfg.incremental = inc
+    cfg._incremental_resolved = True
+    return cfg
+
+
+def _add_pseudo_labels(cfg: Config, inc: dict, root: str) -> None:
+    """Train on SEAM pseudo-labels: insert the transform after LoadAnnotations."""
+    pseudo_dir = inc.get('pseudo_label_dir') or osp.join(step_dir(root, inc['step']),
+                                                         'pseudo_labels')
+    inc['pseudo_label_dir'] = pseudo_dir
+    ds = cfg.train_dataloader.dataset
+    while 'pipeline' not in ds and 'dataset' in ds:
+        ds = ds.dataset
+    pipeline = copy.deepcopy(ds.pipeline)
+    out = []
+    for t in pipeline:
+        out.append(t)
+        if t.get('type') == 'LoadAnnotations':
+            out.append(dict(type='LoadPseudoLabel', pseudo_label_dir=pseudo_dir,
+                            classes=tasks.classes_of_step(inc['task'], inc['step'])))
+    ds.pipeline = out
+
+
+def _cuda_available() -> bool:
+    try:
+        import torch
+        return torch.cuda.is_available()
+    except ImportError:
+        return False
+
+
+def set_data_root(cfg: Config, data_root: str) -> Config:
+    """Point every dataset of the config (train/val/test, wrapped ones too) at ``data_root``."""
+    def visit(ds):
+        if isinstance(ds, dict):
+            if 'data_root' in ds or ds.get('type', '').endswith('Dataset'):
+                ds['data_root'] = data_root
+            for key in ('dataset', 'datasets'):
+                sub = ds.get(key)
+                for s in (sub if isinstance(sub, (list, tuple)) else [sub]):
+                    visit(s)
+
+    cfg.data_root = data_root
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        if cfg.get(loader):
+            visit(cfg[loader].get('dataset'))
+    return cfg

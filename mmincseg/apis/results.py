@@ -1,0 +1,115 @@
+"""Run summaries: results.json, the paper-style markdown table and the mIoU-per-step plot."""
+import json
+import math
+import os.path as osp
+from typing import Dict, List, Optional, Sequence
+
+from ..tasks import class_names, get_task
+from ..utils.io import atomic_write
+
+SUMMARY_KEYS = ('mIoU', 'mIoU_old', 'mIoU_new', 'mIoU_base', 'mIoU_novel', 'aAcc')
+
+
+def _num(v) -> Optional[float]:
+    if v is None:
+        return None
+    v = float(v)
+    return None if math.isnan(v) else round(v, 2)
+
+
+def step_entry(step_result: dict) -> dict:
+    """One ``steps[]`` entry of results.json from a step's ``step_result.json``."""
+    metrics = step_result.get('metrics', {})
+    entry = {'step': step_result.get('step'),
+             'classes': class_names(step_result.get('classes', []))}
+    for key in SUMMARY_KEYS:
+        entry[key] = _num(metrics.get(key))
+    entry['per_class'] = {k[4:]: _num(v) for k, v in metrics.items() if k.startswith('IoU.')}
+    entry['train_seconds'] = step_result.get('train_seconds')
+    return entry
+
+
+def fmt(v) -> str:
+    """Format a metric for a markdown table ('-' when absent)."""
+    return '-' if v is None else f'{v:.2f}'
+
+
+def step_table(summary: dict) -> str:
+    """Markdown table of every step of a run (old/new/all and the paper's base/novel columns)."""
+    lines = [
+        '| step | classes | mIoU old | mIoU new | mIoU all | base (1-N) | novel | aAcc | train s |',
+        '|---:|---|---:|---:|---:|---:|---:|---:|---:|'
+    ]
+    for s in summary['steps']:
+        classes = ', '.join(s['classes'])
+        if len(classes) > 40:
+            classes = classes[:37] + '...'
+        lines.append(f"| {s['step']} | {classes} | {fmt(s['mIoU_old'])} | {fmt(s['mIoU_new'])} "
+                     f"| {fmt(s['mIoU'])} | {fmt(s['mIoU_base'])} | {fmt(s['mIoU_novel'])} "
+                     f"| {fmt(s['aAcc'])} | {s.get('train_seconds') or '-'} |")
+    return '\n'.join(lines)
+
+
+def base_novel_columns(task: str) -> tuple:
+    """Column titles of the paper's tables, e.g. ``('1-15', '16-20')`` for 15-5."""
+    steps = get_task(task)
+    base = steps[0]
+    if len(steps) == 1:
+        return f'1-{base[-1]}', '-'
+    return f'1-{base[-1]}', f'{steps[1][0]}-{steps[-1][-1]}'
+
+
+def comparison_table(summaries: Sequence[dict], title: str = 'method') -> str:
+    """The paper's Table 2 layout: one row per run, base / novel / all mIoU after the last step."""
+    if not summaries:
+        return ''
+    base_col, novel_col = base_novel_columns(summaries[0]['task'])
+    lines = [f'| {title} | {base_col} | {novel_col} | all | aAcc | train s (all steps) |',
+             '|---|---:|---:|---:|---:|---:|']
+    for s in summaries:
+        last = s['steps'][-1]
+        seconds = sum(x.get('train_seconds') or 0 for x in s['steps'])
+        label = s.get('name') or s['method']
+        lines.append(f"| {label} | {fmt(last['mIoU_base'])} | {fmt(last['mIoU_novel'])} "
+                     f"| {fmt(last['mIoU'])} | {fmt(last['aAcc'])} | {seconds:.0f} |")
+    return '\n'.join(lines)
+
+
+def write_summary(work_dir: str, summary: dict) -> Dict[str, str]:
+    """Write ``results.json``, ``results.md`` and ``miou_per_step.png`` into ``work_dir``."""
+    paths = {k: osp.join(work_dir, n) for k, n in
+             (('json', 'results.json'), ('md', 'results.md'), ('png', 'miou_per_step.png'))}
+    with atomic_write(paths['json']) as f:
+        json.dump(summary, f, indent=2)
+    md = (f"# {summary['method']} on {summary['task']} ({summary['setting']}, labels: "
+          f"{summary['labels']})\n\n{step_table(summary)}\n\nAfter the last step:\n\n"
+          f'{comparison_table([summary])}\n')
+    with atomic_write(paths['md']) as f:
+        f.write(md)
+    plot_miou_per_step([summary], paths['png'])
+    return paths
+
+
+def plot_miou_per_step(summaries: List[dict], path: str) -> None:
+    """Plot mIoU all/old/new per step for one or more runs into a PNG."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for s in summaries:
+        steps = [x['step'] for x in s['steps']]
+        name = s.get('name') or s['method']
+        for key, style in (('mIoU', '-o'), ('mIoU_base', '--s')):
+            ys = [x[key] if x[key] is not None else float('nan') for x in s['steps']]
+            ax.plot(steps, ys, style, label=f'{name} {key}')
+    ax.set_xlabel('step')
+    ax.set_ylabel('mIoU (%)')
+    ax.set_title(f"{summaries[0]['task']} ({summaries[0]['setting']})")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    tmp = path + '.tmp.png'
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    import os
+    os.replace(tmp, path)

@@ -1,0 +1,88 @@
+"""Chain the steps of a split: ``tools/run_incremental.py``."""
+import json
+import os.path as osp
+from typing import Callable, Dict, List, Optional, Sequence
+
+from mmengine.logging import print_log
+
+from .. import tasks
+from .config import check_incremental, step_dir
+from .results import step_entry, write_summary
+from .train import RESULT_FILE, step_is_finished, train_step
+
+
+def steps_of_run(inc: dict) -> List[int]:
+    """The steps a run of this block trains (joint: a single step 0)."""
+    if inc.get('method') == 'joint':
+        return [0]
+    return list(range(tasks.num_steps(inc['task'])))
+
+
+def run_incremental(config: str,
+                    work_dir: str,
+                    data_root: Optional[str] = None,
+                    steps: Optional[Sequence[int]] = None,
+                    cfg_options: Optional[dict] = None,
+                    resume: bool = False,
+                    step_hooks: Optional[Dict[str, Callable]] = None) -> dict:
+    """Train steps 0..T of a split (any step config of it) and write the run summary.
+
+    Finished steps (with ``step_result.json``) are skipped; ``resume`` continues a crashed step
+    from its last checkpoint. Writes ``work_dir/results.json``, ``results.md`` and
+    ``miou_per_step.png``.
+
+    Args:
+        config (str): Any step config of the split.
+        work_dir (str): Run directory; step t goes to ``work_dir/step<t>``.
+        data_root (str, optional): Dataset root for every dataset.
+        steps (Sequence[int], optional): Only these steps (default: all).
+        cfg_options (dict, optional): Config overrides applied to every step.
+        resume (bool): Continue an interrupted step instead of refusing.
+        step_hooks (dict, optional): ``{'before_step': fn(config, step, work_dir)}`` used by the
+            weakly supervised pipeline to make pseudo-labels before a step trains.
+
+    Returns:
+        dict: The run summary (the content of results.json).
+    """
+    from mmengine.config import Config
+    cfg = Config.fromfile(config)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    inc = check_incremental(cfg.get('incremental'), config)
+    all_steps = steps_of_run(inc)
+    todo = list(steps) if steps is not None else all_steps
+    bad = [s for s in todo if s not in all_steps]
+    if bad:
+        raise ValueError(f"--steps {bad} are not steps of split '{inc['task']}' "
+                         f'(valid: {all_steps})')
+    step_hooks = step_hooks or {}
+    for step in todo:
+        sdir = step_dir(work_dir, step)
+        if step_is_finished(sdir):
+            print_log(f'step {step}: finished earlier ({sdir}/{RESULT_FILE}), skipped',
+                      logger='current')
+            continue
+        options = dict(cfg_options or {})
+        options['incremental.step'] = step
+        if 'before_step' in step_hooks:
+            step_hooks['before_step'](config, step, work_dir)
+        print_log(f"===== {inc['method']} {inc['task']} step {step} -> {sdir}", logger='current')
+        interrupted = osp.isfile(osp.join(sdir, 'last_checkpoint'))
+        train_step(config, work_dir=work_dir, data_root=data_root, cfg_options=options,
+                   resume=resume and interrupted)
+    return collect_summary(work_dir, inc, all_steps)
+
+
+def collect_summary(work_dir: str, inc: dict, all_steps: Sequence[int]) -> dict:
+    """Gather the finished steps' results into the run summary and write its files."""
+    entries = []
+    for step in all_steps:
+        path = osp.join(step_dir(work_dir, step), RESULT_FILE)
+        if osp.isfile(path):
+            with open(path) as f:
+                entries.append(step_entry(json.load(f)))
+    summary = dict(task=inc['task'], method=inc['method'], setting=inc['setting'],
+                   labels=inc['labels'], steps=entries)
+    if entries:
+        write_summary(work_dir, summary)
+    return summary

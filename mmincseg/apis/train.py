@@ -1,0 +1,139 @@
+"""Train / test one incremental step (what tools/train.py and tools/test.py call)."""
+import json
+import logging
+import os
+import os.path as osp
+import time
+from typing import Optional, Sequence
+
+from mmengine.config import Config
+from mmengine.logging import print_log
+
+from .config import resolve_incremental_config, set_data_root
+
+from ..engine.hooks.step_result_hook import RESULT_FILE
+
+
+def load_step_config(config: str,
+                     work_dir: Optional[str] = None,
+                     data_root: Optional[str] = None,
+                     cfg_options: Optional[dict] = None) -> Config:
+    """Load a step config, apply CLI overrides and resolve its ``incremental`` block.
+
+    ``work_dir`` is the run directory; the step writes into ``<work_dir>/step<t>``. Without it,
+    mmseg's default ``work_dirs/<config name>`` is used with a trailing ``_step<t>`` removed.
+    """
+    if not osp.isfile(config):
+        raise FileNotFoundError(f'config file {config} does not exist')
+    cfg = Config.fromfile(config)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(config))[0])
+    if data_root is not None:
+        if not osp.isdir(data_root):
+            raise FileNotFoundError(f'--data-root {data_root} is not a directory')
+        set_data_root(cfg, data_root)
+    return resolve_incremental_config(cfg)
+
+
+def _enable_amp(cfg: Config) -> None:
+    if cfg.optim_wrapper.get('type', 'OptimWrapper') == 'OptimWrapper':
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.loss_scale = 'dynamic'
+        try:
+            import torch
+            if not torch.cuda.is_available():
+                cfg.optim_wrapper.dtype = 'bfloat16'  # fp16 autocast is GPU-only
+                cfg.optim_wrapper.loss_scale = 1.0  # no scaler needed for bf16
+        except ImportError:
+            pass
+
+
+def step_is_finished(step_dir: str) -> bool:
+    """Whether a step directory holds a completed step (its result file)."""
+    return osp.isfile(osp.join(step_dir, RESULT_FILE))
+
+
+def protect_step_dir(step_dir: str, resume: bool, force: bool) -> None:
+    """Refuse to overwrite a finished or interrupted step unless told to.
+
+    A finished step is kept (error) unless ``force``; with ``force`` the old directory is moved
+    aside to ``<step_dir>.old-<time>``, never deleted. An interrupted one needs ``resume`` or
+    ``force``.
+    """
+    if not osp.isdir(step_dir) or resume:
+        if resume and step_is_finished(step_dir) and not force:
+            raise FileExistsError(f'{step_dir} is already finished ({RESULT_FILE} exists); '
+                                  'nothing to resume. Use --force to retrain it.')
+        return
+    has_ckpt = osp.isfile(osp.join(step_dir, 'last_checkpoint'))
+    if not (step_is_finished(step_dir) or has_ckpt):
+        return
+    if force:
+        backup = f'{step_dir}.old-{time.strftime("%Y%m%d_%H%M%S")}'
+        os.replace(step_dir, backup)
+        print_log(f'--force: moved the previous {step_dir} to {backup}', logger='current')
+        return
+    state = 'finished' if step_is_finished(step_dir) else 'interrupted (has checkpoints)'
+    raise FileExistsError(f'{step_dir} holds a {state} step. Use --resume to continue it, '
+                          '--force to retrain (the old directory is moved aside), or another '
+                          '--work-dir.')
+
+
+def train_step(config: str,
+               work_dir: Optional[str] = None,
+               data_root: Optional[str] = None,
+               cfg_options: Optional[dict] = None,
+               resume: bool = False,
+               force: bool = False,
+               amp: bool = False,
+               launcher: str = 'none') -> dict:
+    """Train one step; returns its result (metrics, timings) also written to ``step_result.json``."""
+    cfg = load_step_config(config, work_dir, data_root, cfg_options)
+    cfg.launcher = launcher
+    cfg.resume = resume
+    if amp:
+        _enable_amp(cfg)
+    if int(os.environ.get('RANK', '0')) == 0:
+        protect_step_dir(cfg.work_dir, resume, force)
+    from mmseg.registry import RUNNERS
+    runner = RUNNERS.build(cfg)
+    runner.train()
+    result_file = osp.join(cfg.work_dir, RESULT_FILE)
+    if osp.isfile(result_file):
+        with open(result_file) as f:
+            return json.load(f)
+    return {}
+
+
+def test_step(config: str,
+              checkpoint: str,
+              work_dir: Optional[str] = None,
+              data_root: Optional[str] = None,
+              cfg_options: Optional[dict] = None,
+              out: Optional[str] = None,
+              show_dir: Optional[str] = None,
+              launcher: str = 'none') -> dict:
+    """Evaluate ``checkpoint`` with the step's metric; optionally write prediction PNGs to ``out``."""
+    if not osp.isfile(checkpoint):
+        raise FileNotFoundError(f'checkpoint {checkpoint} does not exist')
+    cfg = load_step_config(config, work_dir, data_root, cfg_options)
+    cfg.launcher = launcher
+    cfg.load_from = checkpoint
+    cfg.custom_hooks = [h for h in cfg.get('custom_hooks', [])
+                        if h.get('type') != 'IncrementalStepHook']
+    if out is not None:
+        if osp.isdir(out) and os.listdir(out):
+            print_log(f'--out {out} is not empty; files of the same name are replaced',
+                      logger='current', level=logging.WARNING)
+        cfg.test_evaluator['output_dir'] = out
+        cfg.test_evaluator['keep_results'] = True
+    if show_dir is not None:
+        cfg.default_hooks.visualization.draw = True
+        cfg.visualizer['save_dir'] = show_dir
+    from mmseg.registry import RUNNERS
+    runner = RUNNERS.build(cfg)
+    return runner.test()

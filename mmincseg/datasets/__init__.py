@@ -1,0 +1,5 @@
+from .image_labels import IMAGE_LABELS_FILE, read_image_labels, write_image_labels
+from .incremental_voc import IncrementalVOCDataset, select_step_images
+
+__all__ = ['IMAGE_LABELS_FILE', 'read_image_labels', 'write_image_labels', 'IncrementalVOCDataset',
+           'select_step_images']

@@ -1,0 +1,4 @@
+from .hooks import IncrementalStepHook
+from .runner import IncrementalRunner
+
+__all__ = ['IncrementalStepHook', 'IncrementalRunner']

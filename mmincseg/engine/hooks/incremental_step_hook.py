@@ -1,0 +1,127 @@
+"""Hook that turns a freshly built step-t model into the continuation of step t-1."""
+import copy
+import os.path as osp
+from typing import Optional
+
+import torch
+import torch.nn as nn
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+from mmengine.runner import CheckpointLoader
+from mmseg.registry import HOOKS, MODELS
+
+from ...models.decode_heads.incremental_classifier import incremental_classifiers
+from ...models.utils import init_novel_classifier
+
+
+def find_last_checkpoint(path: str) -> str:
+    """Resolve a checkpoint file or a step directory (its ``last_checkpoint`` record) to a file.
+
+    Raises:
+        FileNotFoundError: naming what was looked for and how to fix it.
+    """
+    if osp.isfile(path):
+        return path
+    record = osp.join(path, 'last_checkpoint')
+    if osp.isdir(path) and osp.isfile(record):
+        with open(record) as f:
+            ckpt = f.read().strip()
+        if not osp.isabs(ckpt) and not osp.isfile(ckpt):
+            ckpt = osp.join(path, osp.basename(ckpt))
+        if osp.isfile(ckpt):
+            return ckpt
+        raise FileNotFoundError(f'{record} names {ckpt}, which does not exist; re-run the '
+                                'previous step or set incremental.prev_checkpoint=PATH')
+    raise FileNotFoundError(
+        f'previous-step checkpoint not found: {path} is neither a checkpoint file nor a step '
+        'directory with a last_checkpoint record. Train the previous step first (same --work-dir, '
+        '--cfg-options incremental.step=<t-1>) or set incremental.prev_checkpoint=PATH.')
+
+
+def load_teacher(model_cfg: dict, prev_checkpoint: str, classes_per_step: list) -> nn.Module:
+    """Build the step t-1 model and load ``prev_checkpoint`` into it, strictly.
+
+    Raises:
+        ValueError: the checkpoint does not fit the previous step (other split, class count).
+    """
+    cfg = copy.deepcopy(model_cfg)
+    cfg.update(classes_per_step=list(classes_per_step), distill_loss=None,
+               feature_distill_loss=None)
+    cfg.pop('init_cfg', None)
+    cfg.get('backbone', {}).pop('init_cfg', None)  # weights come from the checkpoint
+    if 'pretrained' in cfg:
+        cfg['pretrained'] = None
+    teacher = MODELS.build(cfg)
+    ckpt = CheckpointLoader.load_checkpoint(prev_checkpoint, map_location='cpu')
+    state = ckpt.get('state_dict', ckpt)
+    state = {k[7:] if k.startswith('module.') else k: v for k, v in state.items()}
+    expected = teacher.state_dict()
+    for key, value in expected.items():
+        if key in state and state[key].shape != value.shape:
+            raise ValueError(
+                f'previous-step checkpoint {prev_checkpoint} does not match the previous step: '
+                f'{key} has shape {tuple(state[key].shape)}, expected {tuple(value.shape)} '
+                f'(classes per step {list(classes_per_step)}). It was trained for another split '
+                'or step: check incremental.task/step or incremental.prev_checkpoint.')
+    missing, unexpected = teacher.load_state_dict(state, strict=False)
+    missing = [k for k in missing if 'num_batches_tracked' not in k]
+    if missing or unexpected:
+        raise ValueError(
+            f'previous-step checkpoint {prev_checkpoint} does not fit the step-{len(classes_per_step) - 1} '
+            f'model (classes per step {list(classes_per_step)}): missing keys {missing[:5]}, '
+            f'unexpected keys {unexpected[:5]}. Check incremental.task/step/prev_checkpoint.')
+    return teacher
+
+
+@HOOKS.register_module()
+class IncrementalStepHook(Hook):
+    """Continue step t-1 in step t: load its weights, freeze a teacher copy, init novel rows.
+
+    ``before_train`` runs after mmengine's weight init and ``--resume``: on a fresh step the
+    student gets the previous weights and MiB-initialised new classifier rows of every head (in
+    place, so the optimizer built earlier owns them); on a resumed step only the teacher is
+    rebuilt and the trained rows are left alone.
+
+    Args:
+        prev_checkpoint (str): Previous-step checkpoint file or step directory.
+        init_novel (bool): MiB initialisation of the new rows (else they keep their random init).
+    """
+
+    priority = 'VERY_HIGH'
+
+    def __init__(self, prev_checkpoint: str, init_novel: bool = True) -> None:
+        self.prev_checkpoint = prev_checkpoint
+        self.init_novel = init_novel
+
+    def before_train(self, runner) -> None:
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        classes_per_step = list(model.classes_per_step)
+        if len(classes_per_step) < 2:
+            raise ValueError('IncrementalStepHook is for steps > 0; the model has one step')
+        ckpt_file = find_last_checkpoint(self.prev_checkpoint)
+        teacher = load_teacher(runner.cfg.model, ckpt_file, classes_per_step[:-1])
+        device = next(model.parameters()).device
+        teacher.to(device)
+        model.set_teacher(teacher)
+        resumed = runner.iter > 0
+        runner.logger.info(f'teacher loaded from {ckpt_file} (classes per step '
+                           f'{classes_per_step[:-1]}); student {"resumed" if resumed else "starts"} '
+                           f'with {classes_per_step}')
+        if resumed:
+            return
+        missing, _ = model.load_state_dict(teacher.state_dict(), strict=False)
+        new_step = len(classes_per_step) - 1
+        for classifier in incremental_classifiers(model):
+            self._init_new_rows(classifier, new_step)
+
+    @torch.no_grad()
+    def _init_new_rows(self, classifier, new_step: int) -> None:
+        new = classifier.classifiers[new_step]
+        if not self.init_novel:
+            return
+        old_weight = torch.cat([c.weight for c in classifier.classifiers[:new_step]], dim=0)
+        old_bias = torch.cat([c.bias for c in classifier.classifiers[:new_step]], dim=0)
+        weight, bias = init_novel_classifier(old_weight, old_bias, new.out_channels)
+        classifier.classifiers[0].bias[0] = bias[0]
+        new.weight.copy_(weight[old_weight.shape[0]:])
+        new.bias.copy_(bias[old_weight.shape[0]:])

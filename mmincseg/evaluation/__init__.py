@@ -1,0 +1,3 @@
+from .incremental_iou_metric import IncrementalIoUMetric
+
+__all__ = ['IncrementalIoUMetric']

@@ -1,0 +1,76 @@
+"""Learning without Forgetting distillation (Li & Hoiem), as used for segmentation by MiB's LwF
+baseline: the student's first ``C_old`` channels are distilled towards the frozen teacher."""
+import torch
+import torch.nn as nn
+from torch import Tensor
+
+from mmseg.registry import MODELS
+from .unbiased_kd_loss import check_distillation_shapes
+
+
+def lwf_kd(logits: Tensor, old_logits: Tensor, alpha: float = 1.0) -> Tensor:
+    """LwF knowledge distillation loss on the old channels.
+
+    ``-mean_pixels(mean_c p_c log q_c)`` with ``p = softmax(alpha * old_logits)`` and
+    ``log q = log_softmax(logits[:, :C_old])`` (the student is renormalised over the old channels
+    only; its new channels get no gradient). The per-pixel mean over the ``C_old`` channels is the
+    normalisation of the reference MiB code.
+
+    Computed in float32 whatever the input dtype or autocast state.
+
+    Args:
+        logits (Tensor): Student logits, has a shape (N, C, H, W).
+        old_logits (Tensor): Teacher logits, has a shape (N, C_old, H, W), same N, H, W.
+        alpha (float): Scale of the teacher logits before the softmax. Defaults to 1.0.
+
+    Returns:
+        Tensor: Scalar float32 loss.
+
+    Raises:
+        ValueError: if the shapes do not match.
+    """
+    check_distillation_shapes(logits, old_logits, 'lwf_kd')
+    num_old = old_logits.shape[1]
+    with torch.autocast(device_type=logits.device.type, enabled=False):
+        student_log_prob = torch.log_softmax(logits[:, :num_old].float(), dim=1)
+        teacher_prob = torch.softmax(old_logits.float() * alpha, dim=1)
+        per_pixel = (teacher_prob * student_log_prob).sum(dim=1) / num_old
+        return -per_pixel.mean()
+
+
+@MODELS.register_module()
+class LwFKDLoss(nn.Module):
+    """LwF knowledge distillation between student and frozen teacher logits.
+
+    Args:
+        alpha (float): Scale of the teacher logits before the softmax. Defaults to 1.0.
+        loss_weight (float): Multiplier of the loss. Defaults to 1.0 (MiB's LwF baseline used 100).
+        loss_name (str): Name of the loss item. Defaults to 'loss_kd'.
+    """
+
+    def __init__(self, alpha: float = 1.0, loss_weight: float = 1.0,
+                 loss_name: str = 'loss_kd') -> None:
+        super().__init__()
+        self.alpha = alpha
+        self.loss_weight = loss_weight
+        self._loss_name = loss_name
+
+    def forward(self, logits: Tensor, old_logits: Tensor) -> Tensor:
+        """Compute the weighted loss.
+
+        Args:
+            logits (Tensor): Student logits, has a shape (N, C, H, W).
+            old_logits (Tensor): Teacher logits, has a shape (N, C_old, H, W).
+
+        Returns:
+            Tensor: Scalar loss times ``loss_weight``.
+        """
+        return self.loss_weight * lwf_kd(logits, old_logits, alpha=self.alpha)
+
+    @property
+    def loss_name(self) -> str:
+        """str: Name of the loss item."""
+        return self._loss_name
+
+    def extra_repr(self) -> str:
+        return f'alpha={self.alpha}, loss_weight={self.loss_weight}'

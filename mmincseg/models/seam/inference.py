@@ -1,0 +1,126 @@
+"""Multi-scale CAM inference and CAM -> pseudo-label conversion (SEAM)."""
+from typing import Optional, Sequence, Union
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch import Tensor
+
+from mmincseg.tasks import IGNORE_INDEX
+
+
+def infer_cams(model: nn.Module,
+               img: Tensor,
+               scales: Sequence[float] = (0.5, 1.0, 1.5, 2.0),
+               flip: bool = True,
+               img_labels: Optional[Sequence[int]] = None,
+               use_pcm: bool = True) -> Tensor:
+    """Multi-scale, flip-augmented CAMs of one image.
+
+    At every scale the image and its horizontal flip go through the model as one batch; the
+    (PCM-refined) CAMs are ReLU'd, resized to the image size, un-flipped and summed over scales and
+    flips. Channels of classes not in ``img_labels`` and the background channel are zeroed, and each
+    remaining channel is divided by its maximum. Runs without gradient; the caller chooses the
+    model's mode (``model.eval()`` for pseudo-labels).
+
+    Args:
+        model (nn.Module): A :class:`SEAMNet` (anything whose ``forward(x, mode='tensor')`` returns
+            ``(cam, refined_cam)``, each of shape (N, C, h, w), channel k being class
+            ``model.class_ids[k]``).
+        img (Tensor): Normalised image, has a shape (3, H, W) or (1, 3, H, W).
+        scales (Sequence[float]): Rescale factors. Default: (0.5, 1.0, 1.5, 2.0).
+        flip (bool): Whether to add the horizontal flip at every scale. Default: True.
+        img_labels (Sequence[int], optional): Class ids (e.g. VOC ids) present in the image; ids not
+            in ``model.class_ids`` are ignored. None keeps every foreground channel.
+        use_pcm (bool): Use the PCM-refined CAM (SEAM) or the raw CAM. Default: True.
+
+    Returns:
+        Tensor: CAMs in [0, 1], has a shape (C, H, W), C = ``len(model.class_ids)``; channel 0
+        (background) and unlabelled classes are zero.
+    """
+    if img.dim() == 3:
+        img = img[None]
+    if img.dim() != 4 or img.size(0) != 1:
+        raise ValueError(f'infer_cams takes one image of shape (3, H, W) or (1, 3, H, W), got '
+                         f'{tuple(img.shape)}')
+    if not scales:
+        raise ValueError('infer_cams needs at least one scale')
+    class_ids = list(model.class_ids)
+    height, width = img.shape[-2:]
+    total = None
+    with torch.no_grad():
+        for scale in scales:
+            size = (max(1, int(round(height * scale))), max(1, int(round(width * scale))))
+            x = img if size == (height, width) else F.interpolate(
+                img, size=size, mode='bilinear', align_corners=False)
+            if flip:
+                x = torch.cat([x, x.flip(-1)], dim=0)
+            cam, refined = model(x, mode='tensor')
+            cam = refined if use_pcm else cam
+            cam = F.relu(F.interpolate(cam, size=(height, width), mode='bilinear',
+                                       align_corners=False))
+            if flip:
+                cam = cam[0:1] + cam[1:2].flip(-1)
+            total = cam[0] if total is None else total + cam[0]
+    keep = torch.zeros(len(class_ids), dtype=total.dtype, device=total.device)
+    wanted = None if img_labels is None else {int(c) for c in img_labels}
+    for k, class_id in enumerate(class_ids):
+        if class_id != 0 and (wanted is None or class_id in wanted):
+            keep[k] = 1
+    total = total * keep[:, None, None]
+    peak = total.flatten(1).max(dim=1)[0][:, None, None]
+    return total / (peak + 1e-5)
+
+
+def cams_to_pseudo_label(cams: Union[np.ndarray, Tensor],
+                         class_ids: Sequence[int],
+                         img_labels: Optional[Sequence[int]],
+                         bg_alpha: float = 0.26,
+                         ignore_below: Optional[float] = None) -> np.ndarray:
+    """Turn normalised CAMs into a pseudo-label map.
+
+    Each pixel takes the labelled class of highest score, or background (0) where every labelled
+    class scores below ``bg_alpha`` (SEAM's constant background score). With ``ignore_below`` set,
+    pixels whose best score lies in ``[ignore_below, bg_alpha)`` become 255 (ignored in training)
+    and only those below ``ignore_below`` become background.
+
+    Args:
+        cams (np.ndarray | Tensor): Per-class scores in [0, 1], has a shape (C, H, W).
+        class_ids (Sequence[int]): Class id (e.g. VOC id) of every channel, length C; channels
+            whose id is 0 (background) are not used.
+        img_labels (Sequence[int], optional): Class ids present in the image; ids not in
+            ``class_ids`` are ignored. None uses every foreground channel.
+        bg_alpha (float): Background score. Default: 0.26.
+        ignore_below (float, optional): Lower end of the uncertain band, in [0, bg_alpha].
+            Default: None (no ignore region, as SEAM).
+
+    Returns:
+        np.ndarray: Label map of class ids, dtype uint8, has a shape (H, W); values in
+        {0} | labelled classes (| {255} with ``ignore_below``).
+    """
+    if isinstance(cams, Tensor):
+        cams = cams.detach().float().cpu().numpy()
+    cams = np.asarray(cams, dtype=np.float32)
+    class_ids = [int(c) for c in class_ids]
+    if cams.ndim != 3 or cams.shape[0] != len(class_ids):
+        raise ValueError(f'cams must have a shape (C, H, W) with C = len(class_ids) = '
+                         f'{len(class_ids)}, got {cams.shape}')
+    if any(not 0 <= c < IGNORE_INDEX for c in class_ids):
+        raise ValueError(f'class_ids must lie in [0, {IGNORE_INDEX}) to fit a uint8 label map, '
+                         f'got {class_ids}')
+    if ignore_below is not None and not 0 <= ignore_below <= bg_alpha:
+        raise ValueError(f'ignore_below must lie in [0, bg_alpha={bg_alpha}], got {ignore_below}')
+    wanted = None if img_labels is None else {int(c) for c in img_labels}
+    keep = [k for k, c in enumerate(class_ids)
+            if c != 0 and (wanted is None or c in wanted)]
+    label = np.zeros(cams.shape[1:], dtype=np.uint8)
+    if not keep:
+        return label
+    scores = cams[keep]
+    best = scores.max(axis=0)
+    ids = np.asarray(class_ids, dtype=np.uint8)[keep][scores.argmax(axis=0)]
+    label = np.where(best >= bg_alpha, ids, 0).astype(np.uint8)
+    if ignore_below is not None:
+        label[(best >= ignore_below) & (best < bg_alpha)] = IGNORE_INDEX
+    return label

@@ -1,0 +1,318 @@
+"""SEAM network: backbone + bias-free 1x1 CAM classifier + Pixel Correlation Module."""
+import copy
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmengine.model import BaseModel
+from mmengine.structures import PixelData
+from mmseg.registry import MODELS
+from mmseg.structures import SegDataSample
+from torch import Tensor
+
+from .equivariance import EquivariantTransform
+from .inference import cams_to_pseudo_label, infer_cams
+from .losses import (background_from_foreground, cam_cls_loss, equivariant_cross_reg_loss,
+                     equivariant_reg_loss, mask_cams, max_norm)
+from .pcm import PixelCorrelationModule
+
+DEFAULT_BACKBONE = dict(
+    type='ResNetV1c',
+    depth=50,
+    num_stages=4,
+    out_indices=(1, 2, 3),
+    strides=(1, 2, 1, 1),
+    dilations=(1, 1, 2, 4),
+    norm_cfg=dict(type='BN', requires_grad=True),
+    norm_eval=False,
+    style='pytorch',
+    contract_dilation=True)
+DEFAULT_DATA_PREPROCESSOR = dict(
+    type='SegDataPreProcessor',
+    mean=[123.675, 116.28, 103.53],
+    std=[58.395, 57.12, 57.375],
+    bgr_to_rgb=True,
+    pad_val=0,
+    seg_pad_val=255,
+    size_divisor=8)
+DEFAULT_TEST_CFG = dict(scales=(0.5, 1.0, 1.5, 2.0), flip=True, bg_alpha=0.26, ignore_below=None,
+                        use_pcm=True)
+
+
+@MODELS.register_module()
+class SEAMNet(BaseModel):
+    """SEAM (Wang et al., CVPR 2020) CAM network for image-level supervision.
+
+    ``forward(inputs, data_samples, mode)`` follows MMEngine: ``'loss'`` returns the SEAM losses of
+    the siamese pair (image, transformed image), ``'predict'`` returns data samples whose
+    ``pred_sem_seg`` is the pseudo-label (class ids, e.g. VOC ids) made from multi-scale refined
+    CAMs, ``'tensor'`` returns ``(cam, refined_cam)`` at feature resolution.
+
+    Image-level labels are read from ``data_samples[i].metainfo['img_labels']`` (class ids present,
+    background excluded). Channel k of the classifier is class ``class_ids[k]``; channel 0 must be
+    background (id 0); labels not in ``class_ids`` are ignored.
+
+    Learning-rate multipliers for the new layers (SEAM: 10x) are set in the optimizer config, e.g.
+    ``paramwise_cfg=dict(custom_keys={'classifier': dict(lr_mult=10), 'pcm': dict(lr_mult=10)})``.
+
+    Args:
+        backbone (dict): Backbone config built by mmseg's ``MODELS``. Default: ResNetV1c-50 at
+            output stride 8 returning layer2, layer3, layer4.
+        class_ids (Sequence[int]): Class id of every classifier channel, starting with background
+            0. Default: 0..20 (all VOC classes).
+        in_channels (int, optional): Channels of the CAM feature. None infers them from a ResNet
+            backbone (``base_channels``, ``block.expansion``, ``out_indices``).
+        cam_index (int): Index in the backbone outputs of the CAM feature. Default: -1.
+        pcm_indices (Sequence[int]): Indices in the backbone outputs of the PCM features.
+            Default: (0, 1).
+        pcm_in_channels (Sequence[int], optional): Their channels; None infers them as above.
+        pcm_channels (Sequence[int]): PCM projection channels. Default: (64, 128).
+        pcm_embed_channels (int): PCM embedding channels. Default: 192.
+        transform (dict): Siamese transform, ``dict(scale_factor=0.3, flip=False)``.
+        loss_cls_weight (float): Weight of the classification loss. Default: 1.0.
+        loss_er_weight (float): Weight of ER. Default: 1.0.
+        loss_ecr_weight (float): Weight of ECR. Default: 1.0.
+        ecr_top_ratio (float): Fraction of largest differences averaged by ECR. Default: 0.2.
+        test_cfg (dict, optional): Pseudo-label inference: ``scales``, ``flip``, ``bg_alpha``,
+            ``ignore_below``, ``use_pcm`` (defaults in ``DEFAULT_TEST_CFG``).
+        data_preprocessor (dict | nn.Module, optional): Default: mmseg ``SegDataPreProcessor`` with
+            ImageNet mean/std, BGR->RGB, size_divisor 8.
+        init_cfg (dict | list, optional): MMEngine init config.
+    """
+
+    def __init__(self,
+                 backbone: Optional[dict] = None,
+                 class_ids: Sequence[int] = tuple(range(21)),
+                 in_channels: Optional[int] = None,
+                 cam_index: int = -1,
+                 pcm_indices: Sequence[int] = (0, 1),
+                 pcm_in_channels: Optional[Sequence[int]] = None,
+                 pcm_channels: Sequence[int] = (64, 128),
+                 pcm_embed_channels: int = 192,
+                 transform: Optional[dict] = None,
+                 loss_cls_weight: float = 1.0,
+                 loss_er_weight: float = 1.0,
+                 loss_ecr_weight: float = 1.0,
+                 ecr_top_ratio: float = 0.2,
+                 test_cfg: Optional[dict] = None,
+                 data_preprocessor: Optional[Union[dict, nn.Module]] = None,
+                 init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
+        if data_preprocessor is None:
+            data_preprocessor = copy.deepcopy(DEFAULT_DATA_PREPROCESSOR)
+        if isinstance(data_preprocessor, dict):
+            data_preprocessor = MODELS.build(data_preprocessor)
+        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+
+        self.class_ids = self._check_class_ids(class_ids)
+        self.num_classes = len(self.class_ids)
+        self._channel_of = {c: k for k, c in enumerate(self.class_ids)}
+
+        backbone = copy.deepcopy(DEFAULT_BACKBONE if backbone is None else backbone)
+        self.backbone = MODELS.build(backbone)
+        out_channels = self._backbone_out_channels()
+        self.cam_index = cam_index
+        self.pcm_indices = tuple(pcm_indices)
+        if in_channels is None:
+            in_channels = self._channels_at(out_channels, cam_index, 'in_channels')
+        if pcm_in_channels is None:
+            pcm_in_channels = [
+                self._channels_at(out_channels, i, 'pcm_in_channels') for i in self.pcm_indices]
+        self.in_channels = int(in_channels)
+
+        self.classifier = nn.Conv2d(self.in_channels, self.num_classes, kernel_size=1, bias=False)
+        nn.init.xavier_uniform_(self.classifier.weight)
+        self.pcm = PixelCorrelationModule(
+            in_channels=pcm_in_channels,
+            proj_channels=pcm_channels,
+            embed_channels=pcm_embed_channels)
+
+        self.transform = EquivariantTransform(**(transform or {}))
+        self.loss_cls_weight = loss_cls_weight
+        self.loss_er_weight = loss_er_weight
+        self.loss_ecr_weight = loss_ecr_weight
+        self.ecr_top_ratio = ecr_top_ratio
+        unknown = set(test_cfg or {}) - set(DEFAULT_TEST_CFG)
+        if unknown:
+            raise ValueError(f'SEAMNet test_cfg has unknown keys {sorted(unknown)}; valid keys: '
+                             f'{sorted(DEFAULT_TEST_CFG)}')
+        self.test_cfg = {**DEFAULT_TEST_CFG, **(test_cfg or {})}
+
+    # ----------------------------------------------------------------------------------- setup
+    @staticmethod
+    def _check_class_ids(class_ids: Sequence[int]) -> List[int]:
+        ids = [int(c) for c in class_ids]
+        if len(ids) < 2 or ids[0] != 0:
+            raise ValueError(f'SEAMNet class_ids must start with background 0 and contain at least '
+                             f'one foreground class, got {ids}')
+        if len(set(ids)) != len(ids) or min(ids) < 0:
+            raise ValueError(f'SEAMNet class_ids must be distinct non-negative ids, got {ids}')
+        return ids
+
+    def _backbone_out_channels(self) -> Optional[List[int]]:
+        """Channels of each backbone output for mmseg-style ResNets; None if unknown."""
+        backbone = self.backbone
+        try:
+            expansion = backbone.block.expansion
+            return [backbone.base_channels * 2**i * expansion for i in backbone.out_indices]
+        except AttributeError:
+            return None
+
+    def _channels_at(self, out_channels: Optional[List[int]], index: int, key: str) -> int:
+        if out_channels is None:
+            name = type(self.backbone).__name__
+            raise ValueError(f'cannot infer the channels of backbone {name}; set SEAMNet {key} '
+                             f'explicitly')
+        try:
+            return out_channels[index]
+        except IndexError:
+            raise ValueError(f'backbone output index {index} is out of range: the backbone returns '
+                             f'{len(out_channels)} maps (channels {out_channels}); fix cam_index / '
+                             f'pcm_indices or the backbone out_indices') from None
+
+    # -------------------------------------------------------------------------------- forward
+    def extract_cams(self, inputs: Tensor) -> Tuple[Tensor, Tensor]:
+        """CAM and PCM-refined CAM of a batch.
+
+        Args:
+            inputs (Tensor): Normalised images, has a shape (N, 3, H, W).
+
+        Returns:
+            tuple[Tensor, Tensor]: ``cam`` and ``refined_cam``, each has a shape (N, C, h, w),
+            C = ``num_classes``, (h, w) the size of the CAM feature (H/8, W/8 by default).
+        """
+        feats = self.backbone(inputs)
+        cam = self.classifier(feats[self.cam_index])
+        refined = self.pcm(cam, [feats[i] for i in self.pcm_indices], inputs)
+        return cam, refined
+
+    def forward(self,
+                inputs: Tensor,
+                data_samples: Optional[List[SegDataSample]] = None,
+                mode: str = 'tensor') -> Union[Dict[str, Tensor], List[SegDataSample],
+                                               Tuple[Tensor, Tensor]]:
+        """MMEngine entry point.
+
+        Args:
+            inputs (Tensor): Normalised images, has a shape (N, 3, H, W).
+            data_samples (list[SegDataSample], optional): With ``metainfo['img_labels']``.
+            mode (str): ``'loss'``, ``'predict'`` or ``'tensor'``.
+
+        Returns:
+            dict | list[SegDataSample] | tuple[Tensor, Tensor]: See the class docstring.
+        """
+        if mode == 'loss':
+            return self.loss(inputs, data_samples)
+        if mode == 'predict':
+            return self.predict(inputs, data_samples)
+        if mode == 'tensor':
+            return self.extract_cams(inputs)
+        raise ValueError(f"SEAMNet forward mode must be 'loss', 'predict' or 'tensor', got "
+                         f"{mode!r}")
+
+    # ---------------------------------------------------------------------------------- train
+    def image_labels(self, data_samples: Sequence[SegDataSample],
+                     device: Optional[torch.device] = None) -> Tensor:
+        """Multi-hot labels over the classifier channels, background (channel 0) always 1.
+
+        Args:
+            data_samples (Sequence[SegDataSample]): Each with ``metainfo['img_labels']``.
+            device (torch.device, optional): Device of the result.
+
+        Returns:
+            Tensor: Has a shape (N, C), float.
+        """
+        labels = torch.zeros(len(data_samples), self.num_classes, device=device)
+        labels[:, 0] = 1
+        for i, sample in enumerate(data_samples):
+            for class_id in self._labels_of(sample):
+                channel = self._channel_of.get(int(class_id))
+                if channel:  # None (not a class of this model) or 0 (background) are skipped
+                    labels[i, channel] = 1
+        return labels
+
+    @staticmethod
+    def _labels_of(sample: SegDataSample) -> Sequence[int]:
+        if 'img_labels' not in sample.metainfo:
+            raise KeyError("SEAMNet needs image-level labels in data_samples[i].metainfo"
+                           "['img_labels'] (the class ids present in the image); the dataset's "
+                           'pipeline must put them there (PackSegInputs meta_keys)')
+        return sample.metainfo['img_labels']
+
+    def loss(self, inputs: Tensor, data_samples: List[SegDataSample]) -> Dict[str, Tensor]:
+        """SEAM losses of the siamese pair (image, transformed image).
+
+        Args:
+            inputs (Tensor): Normalised images, has a shape (N, 3, H, W).
+            data_samples (list[SegDataSample]): With ``metainfo['img_labels']``.
+
+        Returns:
+            dict[str, Tensor]: ``loss_cls``, ``loss_er``, ``loss_ecr`` (weighted scalars).
+        """
+        if data_samples is None:
+            raise ValueError("SEAMNet mode='loss' needs data_samples with image-level labels")
+        labels = self.image_labels(data_samples, inputs.device)
+        cam, refined = self.extract_cams(inputs)
+        cam_t, refined_t = self.extract_cams(self.transform.apply_to_image(inputs))
+
+        fg_labels = labels[:, 1:]
+        loss_cls = (cam_cls_loss(cam[:, 1:], fg_labels) + cam_cls_loss(cam_t[:, 1:], fg_labels)) / 2
+
+        # Bring the first branch into the frame of the second: A(F(I)) vs F(A(I)).
+        size = cam_t.shape[-2:]
+        moved_cam = mask_cams(self.transform.apply_to_map(max_norm(cam), size), labels)
+        moved_refined = mask_cams(self.transform.apply_to_map(max_norm(refined), size), labels)
+        cam_t = mask_cams(max_norm(cam_t), labels)
+        refined_t = mask_cams(max_norm(refined_t), labels)
+
+        loss_er = equivariant_reg_loss(moved_cam[:, 1:], cam_t[:, 1:])
+        loss_ecr = equivariant_cross_reg_loss(
+            moved_refined, background_from_foreground(cam_t), refined_t,
+            background_from_foreground(moved_cam), self.ecr_top_ratio)
+        return dict(
+            loss_cls=self.loss_cls_weight * loss_cls,
+            loss_er=self.loss_er_weight * loss_er,
+            loss_ecr=self.loss_ecr_weight * loss_ecr)
+
+    # -------------------------------------------------------------------------------- predict
+    def predict(self, inputs: Tensor,
+                data_samples: Optional[List[SegDataSample]] = None) -> List[SegDataSample]:
+        """Pseudo-labels from multi-scale, flipped, PCM-refined CAMs.
+
+        Padding added by the data preprocessor is removed, a test-time flip recorded in the
+        metainfo is undone, and the CAMs are resized to ``ori_shape`` when it is known.
+
+        Args:
+            inputs (Tensor): Normalised images, has a shape (N, 3, H, W).
+            data_samples (list[SegDataSample], optional): With ``metainfo['img_labels']``; without
+                data samples every foreground class is allowed.
+
+        Returns:
+            list[SegDataSample]: ``pred_sem_seg`` of shape (1, H', W'), class ids (long), where
+            (H', W') is ``ori_shape`` or the unpadded input size.
+        """
+        cfg = self.test_cfg
+        with_labels = data_samples is not None
+        if not with_labels:
+            data_samples = [SegDataSample() for _ in range(inputs.size(0))]
+        for img, sample in zip(inputs, data_samples):
+            meta = sample.metainfo
+            height, width = img.shape[-2:]
+            left, right, top, bottom = meta.get('img_padding_size',
+                                                meta.get('padding_size', [0, 0, 0, 0]))
+            img = img[:, top:height - bottom, left:width - right]
+            img_labels = self._labels_of(sample) if with_labels else None
+            cams = infer_cams(self, img, scales=cfg['scales'], flip=cfg['flip'],
+                              img_labels=img_labels, use_pcm=cfg['use_pcm'])
+            if meta.get('flip', False):
+                cams = cams.flip(-1 if meta.get('flip_direction') == 'horizontal' else -2)
+            ori_shape = meta.get('ori_shape')
+            if ori_shape is not None and tuple(ori_shape[:2]) != tuple(cams.shape[-2:]):
+                cams = F.interpolate(cams[None], size=tuple(ori_shape[:2]), mode='bilinear',
+                                     align_corners=False)[0]
+            label = cams_to_pseudo_label(cams, self.class_ids, img_labels,
+                                         bg_alpha=cfg['bg_alpha'],
+                                         ignore_below=cfg['ignore_below'])
+            sample.set_data(dict(pred_sem_seg=PixelData(
+                data=torch.from_numpy(label).long()[None].to(inputs.device))))
+        return data_samples

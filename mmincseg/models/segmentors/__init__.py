@@ -1,0 +1,3 @@
+from .incremental_encoder_decoder import IncrementalEncoderDecoder
+
+__all__ = ['IncrementalEncoderDecoder']

@@ -1,0 +1,118 @@
+"""EncoderDecoder with incremental classifiers and a frozen previous-step teacher."""
+from typing import List, Optional, Sequence
+
+import torch
+import torch.nn as nn
+from mmseg.models.segmentors import EncoderDecoder
+from mmseg.models.utils import resize
+from mmseg.registry import MODELS
+from mmseg.utils import ConfigType, OptConfigType, SampleList
+from torch import Tensor
+
+from ..decode_heads.incremental_classifier import make_incremental
+
+
+@MODELS.register_module()
+class IncrementalEncoderDecoder(EncoderDecoder):
+    """mmseg ``EncoderDecoder`` whose decode and auxiliary heads learn classes step by step.
+
+    Every head's ``conv_seg`` becomes an ``IncrementalClassifier`` (one 1x1 conv per step). The
+    teacher (previous-step model, set by ``IncrementalStepHook``) is held outside the module tree:
+    it is never in ``parameters()``, ``state_dict()`` or the optimizer, so a step-t checkpoint
+    loads into a plain step-t model. Its logits (and decode-head input features, for ILT) reach
+    the distillation losses, computed on the decode head's output before upsampling.
+
+    Args:
+        classes_per_step (Sequence[int]): Output channels of each step 0..t, e.g. ``[16, 5]``.
+        distill_loss (dict, optional): Loss between student and teacher logits
+            (``UnbiasedKDLoss`` for MiB, ``LwFKDLoss`` for LwF/ILT).
+        feature_distill_loss (dict, optional): ILT's loss between the student's and teacher's
+            decode-head input features.
+        **kwargs: ``EncoderDecoder`` arguments (backbone, decode_head, auxiliary_head...).
+    """
+
+    def __init__(self,
+                 classes_per_step: Sequence[int],
+                 backbone: ConfigType,
+                 decode_head: ConfigType,
+                 distill_loss: OptConfigType = None,
+                 feature_distill_loss: OptConfigType = None,
+                 **kwargs) -> None:
+        super().__init__(backbone=backbone, decode_head=decode_head, **kwargs)
+        self.classes_per_step = [int(n) for n in classes_per_step]
+        for head in self._heads():
+            make_incremental(head, self.classes_per_step)
+        self.num_classes = self.out_channels = sum(self.classes_per_step)
+        self.distill_loss = MODELS.build(distill_loss) if distill_loss else None
+        self.feature_distill_loss = MODELS.build(
+            feature_distill_loss) if feature_distill_loss else None
+        self._teacher: List[nn.Module] = []  # a list keeps it out of the module tree
+
+    def _heads(self) -> List[nn.Module]:
+        heads = [self.decode_head]
+        if self.with_auxiliary_head:
+            aux = self.auxiliary_head
+            heads += list(aux) if isinstance(aux, nn.ModuleList) else [aux]
+        return heads
+
+    @property
+    def teacher(self) -> Optional[nn.Module]:
+        """The frozen previous-step model, or ``None`` at step 0."""
+        return self._teacher[0] if self._teacher else None
+
+    def set_teacher(self, teacher: Optional[nn.Module]) -> None:
+        """Freeze ``teacher`` (eval mode, no grad) and use it for distillation."""
+        self._teacher.clear()
+        if teacher is None:
+            return
+        teacher.eval()
+        teacher.requires_grad_(False)
+        self._teacher.append(teacher)
+
+    def train(self, mode: bool = True) -> 'IncrementalEncoderDecoder':
+        """Switch the student's mode; the teacher stays in eval mode (frozen BN statistics)."""
+        super().train(mode)
+        if self.teacher is not None:
+            self.teacher.eval()
+        return self
+
+    @torch.no_grad()
+    def teacher_forward(self, inputs: Tensor) -> tuple:
+        """Teacher logits (N, C_old, h, w) and decode-head input features, one forward."""
+        teacher = self.teacher
+        feats = teacher.extract_feat(inputs)
+        logits = teacher.decode_head.forward(feats)
+        head_feats = teacher.decode_head._transform_inputs(feats) \
+            if self.feature_distill_loss is not None else None
+        return logits, head_feats
+
+    def loss(self, inputs: Tensor, data_samples: SampleList) -> dict:
+        """Segmentation losses of every head plus distillation from the teacher.
+
+        Args:
+            inputs (Tensor): Images, shape (N, 3, H, W).
+            data_samples (list[SegDataSample]): With ``gt_sem_seg``.
+
+        Returns:
+            dict[str, Tensor]: ``decode.loss_*``, ``aux_<i>.loss_*``, ``loss_kd``, ``loss_feat_kd``.
+        """
+        feats = self.extract_feat(inputs)
+        seg_logits = self.decode_head.forward(feats)
+        losses = {
+            f'decode.{k}': v
+            for k, v in self.decode_head.loss_by_feat(seg_logits, data_samples).items()
+        }
+        if self.with_auxiliary_head:
+            losses.update(self._auxiliary_head_forward_train(feats, data_samples))
+        if self.teacher is not None and (self.distill_loss or self.feature_distill_loss):
+            old_logits, old_feats = self.teacher_forward(inputs)
+            if self.distill_loss is not None:
+                if old_logits.shape[2:] != seg_logits.shape[2:]:
+                    old_logits = resize(old_logits, seg_logits.shape[2:], mode='bilinear',
+                                        align_corners=self.align_corners)
+                losses[self.distill_loss.loss_name] = self.distill_loss(seg_logits, old_logits)
+            if self.feature_distill_loss is not None:
+                new_feats = self.decode_head._transform_inputs(feats)
+                losses[self.feature_distill_loss.loss_name] = self.feature_distill_loss(
+                    new_feats, old_feats)
+        return losses

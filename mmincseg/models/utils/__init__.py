@@ -1,0 +1,3 @@
+from .novel_init import init_novel_classifier
+
+__all__ = ['init_novel_classifier']

@@ -1,0 +1,29 @@
+"""Shared fixtures: a tiny toy VOC generated once per test session (never downloaded)."""
+import os
+import os.path as osp
+import sys
+
+import pytest
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, REPO)
+# Keep the per-image class index cache inside the test session's temp space.
+os.environ.setdefault('MMINCSEG_CACHE', osp.join(REPO, 'work_dirs', '.test_cache'))
+
+
+def pytest_configure(config):
+    config.addinivalue_line('markers', 'slow: end-to-end runs (seconds to minutes)')
+
+
+@pytest.fixture(scope='session')
+def repo_root() -> str:
+    return REPO
+
+
+@pytest.fixture(scope='session')
+def toy_voc(tmp_path_factory) -> str:
+    """A small toy VOC (48 train / 16 val images, ~64 px) shared by the whole session."""
+    from mmincseg.datasets.toy_voc import make_toy_voc
+    root = str(tmp_path_factory.mktemp('toyvoc'))
+    make_toy_voc(root, seed=0, num_train=48, num_val=16, size=64)
+    return root

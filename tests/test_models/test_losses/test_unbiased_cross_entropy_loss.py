@@ -1,0 +1,172 @@
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mmincseg.models.losses.unbiased_cross_entropy_loss import (UnbiasedCrossEntropyLoss,
+                                                                unbiased_cross_entropy)
+
+
+def _lse(*values):
+    return math.log(sum(math.exp(v) for v in values))
+
+
+def _random_case(seed, num_channels=5, shape=(2, 3, 4)):
+    gen = torch.Generator().manual_seed(seed)
+    logits = torch.randn(shape[0], num_channels, *shape[1:], generator=gen) * 3
+    labels = torch.randint(0, num_channels, shape, generator=gen)
+    labels[torch.rand(shape, generator=gen) < 0.2] = 255
+    return logits, labels
+
+
+def test_hand_computed_pixels():
+    # one image, 1x3 pixels, 3 channels; old channels = {0 (bg), 1}, new channel = 2
+    logits = torch.tensor([1., 2., 3.]).view(1, 3, 1, 1).repeat(1, 1, 1, 3)
+    labels = torch.tensor([[[0, 1, 2]]])
+    background = -(_lse(1, 2) - _lse(1, 2, 3))  # bg and old-class label: merged background
+    new = -(3 - _lse(1, 2, 3))
+    expected = (2 * background + new) / 3
+    loss = unbiased_cross_entropy(logits, labels, old_classes=2)
+    assert loss.dtype == torch.float32
+    assert loss.item() == pytest.approx(expected, rel=1e-6)
+    # ignored pixels leave the mean
+    labels_ignored = torch.tensor([[[255, 1, 2]]])
+    loss = unbiased_cross_entropy(logits, labels_ignored, old_classes=2)
+    assert loss.item() == pytest.approx((background + new) / 2, rel=1e-6)
+
+
+@pytest.mark.parametrize('old_classes', [0, 1])
+def test_plain_cross_entropy_without_old_classes(old_classes):
+    logits, labels = _random_case(0)
+    expected = F.cross_entropy(logits, labels, ignore_index=255)
+    loss = unbiased_cross_entropy(logits, labels, old_classes=old_classes)
+    torch.testing.assert_close(loss, expected)
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 10_000), num_channels=st.integers(2, 7), data=st.data())
+def test_equals_cross_entropy_on_merged_background(seed, num_channels, data):
+    old = data.draw(st.integers(1, num_channels))
+    logits, labels = _random_case(seed, num_channels)
+    merged_logits = torch.cat(
+        [torch.logsumexp(logits[:, :old], dim=1, keepdim=True), logits[:, old:]], dim=1)
+    merged_labels = torch.where(labels == 255, labels,
+                                torch.where(labels < old, 0, labels - old + 1))
+    expected = F.cross_entropy(merged_logits, merged_labels, ignore_index=255)
+    torch.testing.assert_close(unbiased_cross_entropy(logits, labels, old), expected)
+    # old-class labels behave exactly as background labels
+    to_background = torch.where((labels < old), torch.zeros_like(labels), labels)
+    torch.testing.assert_close(
+        unbiased_cross_entropy(logits, to_background, old),
+        unbiased_cross_entropy(logits, labels, old))
+
+
+def test_all_ignored_is_zero_with_zero_grad():
+    logits = torch.randn(2, 4, 3, 3, requires_grad=True)
+    labels = torch.full((2, 3, 3), 255)
+    loss = unbiased_cross_entropy(logits, labels, old_classes=2)
+    assert loss.item() == 0
+    loss.backward()
+    assert torch.isfinite(logits.grad).all()
+    assert (logits.grad == 0).all()
+
+
+def test_custom_ignore_index():
+    logits, labels = _random_case(1)
+    labels[labels == 255] = -1
+    expected = F.cross_entropy(logits, labels, ignore_index=-1)
+    torch.testing.assert_close(unbiased_cross_entropy(logits, labels, 1, ignore_index=-1), expected)
+
+
+def test_extreme_logits_are_finite():
+    logits = (torch.randint(0, 2, (2, 5, 4, 4)).float() * 2 - 1) * 1e4
+    logits.requires_grad_(True)
+    labels = torch.randint(0, 5, (2, 4, 4))
+    loss = unbiased_cross_entropy(logits, labels, old_classes=3)
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert torch.isfinite(logits.grad).all()
+
+
+@pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16])
+def test_low_precision_inputs_and_autocast(dtype):
+    logits, labels = _random_case(2)
+    reference = unbiased_cross_entropy(logits, labels, 2)
+    low = logits.to(dtype)
+    loss = unbiased_cross_entropy(low, labels, 2)
+    assert loss.dtype == torch.float32
+    # computed in float32: identical to the float32 loss of the rounded logits
+    torch.testing.assert_close(loss, unbiased_cross_entropy(low.float(), labels, 2))
+    torch.testing.assert_close(loss, reference, rtol=2e-2, atol=2e-2)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        loss = unbiased_cross_entropy(logits, labels, 2)
+    assert loss.dtype == torch.float32
+    torch.testing.assert_close(loss, reference)
+
+
+def test_gradient_flows():
+    logits = torch.randn(1, 4, 2, 2, requires_grad=True)
+    labels = torch.tensor([[[0, 1], [3, 255]]])
+    unbiased_cross_entropy(logits, labels, old_classes=2).backward()
+    grad = logits.grad
+    assert (grad[..., 1, 1] == 0).all()  # ignored pixel
+    assert (grad[:, :, 0, 0] != 0).all()  # background pixel pulls all channels
+    # at a background pixel, the old channels 0 and 1 are pushed up together
+    assert (grad[0, :2, 0, 0] < 0).all() and (grad[0, 2:, 0, 0] > 0).all()
+    assert grad[0, 3, 1, 0] < 0  # new-class pixel pushes its own channel up
+
+
+def test_pixel_weight():
+    logits, labels = _random_case(3)
+    weight = torch.rand(labels.shape)
+    valid = labels != 255
+    per_pixel = F.cross_entropy(logits, labels, ignore_index=255, reduction='none')
+    expected = (per_pixel * weight).sum() / valid.sum()
+    torch.testing.assert_close(unbiased_cross_entropy(logits, labels, 1, weight=weight), expected)
+
+
+def test_errors():
+    logits, labels = _random_case(4, num_channels=3)
+    with pytest.raises(ValueError, match='old_classes=4'):
+        unbiased_cross_entropy(logits, labels, old_classes=4)
+    with pytest.raises(ValueError, match='labels of shape'):
+        unbiased_cross_entropy(logits, labels[:, :2], old_classes=1)
+    with pytest.raises(ValueError, match='weight'):
+        unbiased_cross_entropy(logits, labels, 1, weight=torch.ones(3))
+
+
+def test_module_wrapper_and_registry():
+    from mmseg.registry import MODELS
+    loss_module = MODELS.build(
+        dict(type='UnbiasedCrossEntropyLoss', old_classes=2, loss_weight=0.5, loss_name='loss_uce'))
+    assert isinstance(loss_module, UnbiasedCrossEntropyLoss)
+    assert loss_module.loss_name == 'loss_uce'
+    assert UnbiasedCrossEntropyLoss().loss_name == 'loss_ce'
+    logits, labels = _random_case(5)
+    # BaseDecodeHead.loss_by_feat call signature
+    loss = loss_module(logits, labels, weight=None, ignore_index=255)
+    torch.testing.assert_close(loss, 0.5 * unbiased_cross_entropy(logits, labels, 2))
+    loss_module.old_classes = 3  # the incremental hook may update it
+    torch.testing.assert_close(loss_module(logits, labels, ignore_index=255),
+                               0.5 * unbiased_cross_entropy(logits, labels, 3))
+    with pytest.raises(ValueError):
+        UnbiasedCrossEntropyLoss(old_classes=-1)
+
+
+def test_in_mmseg_decode_head():
+    from mmengine.structures import PixelData
+    from mmseg.models.decode_heads import FCNHead
+    from mmseg.structures import SegDataSample
+    head = FCNHead(in_channels=4, channels=4, num_convs=1, num_classes=5,
+                   loss_decode=dict(type='UnbiasedCrossEntropyLoss', old_classes=3))
+    logits, labels = _random_case(6, num_channels=5, shape=(2, 4, 4))
+    samples = []
+    for label in labels:
+        sample = SegDataSample()
+        sample.gt_sem_seg = PixelData(data=label[None])
+        samples.append(sample)
+    losses = head.loss_by_feat(logits, samples)
+    torch.testing.assert_close(losses['loss_ce'], unbiased_cross_entropy(logits, labels, 3))
