@@ -15,6 +15,15 @@ def pytest_configure(config):
     config.addinivalue_line('markers', 'slow: end-to-end runs (seconds to minutes)')
 
 
+@pytest.fixture(autouse=True)
+def mmseg_scope():
+    """Registries resolve names in mmseg's scope, as configs with default_scope='mmseg' do."""
+    from mmengine.registry import DefaultScope
+    import mmincseg  # noqa: F401  (registers our modules)
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        yield
+
+
 @pytest.fixture(scope='session')
 def repo_root() -> str:
     return REPO

@@ -21,6 +21,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--quick', action='store_true', help='tiny sizes (smoke test)')
     parser.add_argument('--json', help='write the benchmark document here')
     parser.add_argument('--device', help="'cpu' or 'cuda[:i]' (default: cuda if available)")
+    parser.add_argument('--threads', type=int,
+                        help='torch intra-op threads (default: one per core)')
     parser.add_argument('--data-root',
                         help='existing toy VOC for the pipeline section (default: generate one)')
     parser.add_argument('--render', metavar='JSON',
@@ -54,6 +56,7 @@ def main() -> None:
                      '`python tools/benchmark.py --json OUT` first.')
     else:
         doc = run_benchmark(quick=args.quick, device=args.device, data_root=args.data_root,
+                            threads=args.threads,
                             log=lambda msg: print(msg, file=sys.stderr, flush=True))
         if args.json:
             _write(args.json, json.dumps(doc, indent=2) + '\n')

@@ -1,3 +1,7 @@
-# Joint training on the toy VOC (CPU); Table 1 on toy data.
-_base_ = ['./bisenet_r18_voc_20-0.py', '../_base_/datasets/toyvoc_incremental.py', '../_base_/schedules/toy_cpu.py']
-model = dict(backbone=dict(backbone_cfg=dict(init_cfg=None)))
+# Joint training of all 20 classes on the toy VOC (CPU): the seed's Table 1 on toy data.
+_base_ = [
+    '../_base_/models/bisenet_r18.py', '../_base_/datasets/toyvoc_incremental.py',
+    '../_base_/schedules/toy_cpu.py', '../_base_/default_runtime.py'
+]
+model = dict(backbone=dict(backbone_cfg=dict(init_cfg=None)))  # no ImageNet weights offline
+incremental = dict(task='20-0', step=0, setting='overlap', method='joint', labels='gt')

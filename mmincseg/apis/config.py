@@ -137,6 +137,8 @@ def resolve_incremental_config(cfg: Config) -> Config:
     if cfg.get('_incremental_resolved', False):
         return cfg
     inc = check_incremental(cfg.get('incremental'), getattr(cfg, 'filename', None) or 'config')
+    if cfg.model.get('type') == 'SEAMNet':
+        return _resolve_seam_config(cfg, inc)
     method = dict(METHODS[inc['method']])
     for key in ('kd_weight', 'kd_alpha', 'feat_kd_weight'):
         if inc.get(key) is not None:
@@ -203,8 +205,8 @@ def resolve_incremental_config(cfg: Config) -> Config:
         if optimizer is not None and 'lr' in optimizer:
             optimizer['lr'] = optimizer['lr'] * lr_factor
     cfg.custom_hooks = hooks
-    if inc['labels'] == 'seam' and incremental_step:
-        _add_pseudo_labels(cfg, inc, root)
+    if inc['labels'] == 'seam' and (incremental_step or inc['method'] == 'joint'):
+        _add_pseudo_labels(cfg, inc, root, tasks.classes_of_step(data_task, data_step))
     if not _cuda_available():
         cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})['backend'] = 'gloo'
     cfg.incremental = inc
@@ -212,7 +214,38 @@ def resolve_incremental_config(cfg: Config) -> Config:
     return cfg
 
 
-def _add_pseudo_labels(cfg: Config, inc: dict, root: str) -> None:
+def _resolve_seam_config(cfg: Config, inc: dict) -> Config:
+    """A SEAM (CAM network) config of step t: class ids, datasets, metric and work_dir.
+
+    The SEAMNet learns the classes of the step (``class_ids`` = background + new classes) from
+    image-level labels; no incremental heads, losses, teacher or lr factor. It trains into
+    ``<run>/step<t>/seam`` (``incremental.method`` is not used).
+    """
+    data_task, data_step = data_task_step(inc)
+    cfg.model['class_ids'] = [0] + tasks.new_classes(data_task, data_step)
+    for ds in _dataset_cfgs(cfg):
+        ds.update(task=data_task, step=data_step, setting=inc['setting'])
+    for name in ('val_evaluator', 'test_evaluator'):
+        ev = cfg.get(name)
+        if isinstance(ev, dict) and ev.get('type') in ('IoUMetric', 'IncrementalIoUMetric'):
+            ev.update(type='IncrementalIoUMetric', task=data_task, step=data_step)
+    root = inc.get('work_root') or work_root(cfg)
+    inc['work_root'] = root
+    cfg.work_dir = osp.join(step_dir(root, inc['step']), 'seam')
+    hooks = [h for h in cfg.get('custom_hooks', [])
+             if h.get('type') not in ('IncrementalStepHook', 'StepResultHook')]
+    hooks.append(dict(type='StepResultHook', info=dict(
+        task=inc['task'], step=inc['step'], setting=inc['setting'], method='seam', labels='image',
+        classes=cfg.model['class_ids'][1:])))
+    cfg.custom_hooks = hooks
+    if not _cuda_available():
+        cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})['backend'] = 'gloo'
+    cfg.incremental = inc
+    cfg._incremental_resolved = True
+    return cfg
+
+
+def _add_pseudo_labels(cfg: Config, inc: dict, root: str, classes: List[int]) -> None:
     """Train on SEAM pseudo-labels: insert the transform after LoadAnnotations."""
     pseudo_dir = inc.get('pseudo_label_dir') or osp.join(step_dir(root, inc['step']),
                                                          'pseudo_labels')
@@ -225,8 +258,7 @@ def _add_pseudo_labels(cfg: Config, inc: dict, root: str) -> None:
     for t in pipeline:
         out.append(t)
         if t.get('type') == 'LoadAnnotations':
-            out.append(dict(type='LoadPseudoLabel', pseudo_label_dir=pseudo_dir,
-                            classes=tasks.classes_of_step(inc['task'], inc['step'])))
+            out.append(dict(type='LoadPseudoLabel', pseudo_label_dir=pseudo_dir, classes=classes))
     ds.pipeline = out
 
 

@@ -139,6 +139,18 @@ class SEAMNet(BaseModel):
         self.test_cfg = {**DEFAULT_TEST_CFG, **(test_cfg or {})}
 
     # ----------------------------------------------------------------------------------- setup
+    def get_extra_state(self) -> dict:
+        """Saved in every state dict / checkpoint: the class id of every classifier channel."""
+        return dict(class_ids=list(self.class_ids))
+
+    def set_extra_state(self, state: dict) -> None:
+        """Refuse weights trained for other classes (same channel count, other class ids)."""
+        saved = state.get('class_ids') if isinstance(state, dict) else None
+        if saved is not None and [int(c) for c in saved] != self.class_ids:
+            raise ValueError(f'SEAMNet weights were trained for class_ids {list(saved)}, this model '
+                             f'has class_ids {self.class_ids}; use the SEAM checkpoint of the same '
+                             'split and step')
+
     @staticmethod
     def _check_class_ids(class_ids: Sequence[int]) -> List[int]:
         ids = [int(c) for c in class_ids]

@@ -1,0 +1,40 @@
+# SEAM (Wang et al., CVPR 2020) CAM network for image-level supervision: mmseg's ResNetV1c-50 at
+# output stride 8 (the paper uses ResNet-38, also OS8), a bias-free 1x1 CAM classifier and the
+# Pixel Correlation Module on layer2/layer3 features. `class_ids` (background + the classes of the
+# step) are set by the resolver from the config's `incremental` block (mmincseg/apis/config.py).
+norm_cfg = dict(type='BN', requires_grad=True)
+model = dict(
+    type='SEAMNet',
+    data_preprocessor=dict(
+        type='SegDataPreProcessor',
+        mean=[123.675, 116.28, 103.53],
+        std=[58.395, 57.12, 57.375],
+        bgr_to_rgb=True,
+        pad_val=0,
+        seg_pad_val=255,
+        size_divisor=8),
+    backbone=dict(
+        type='ResNetV1c',
+        depth=50,
+        num_stages=4,
+        out_indices=(1, 2, 3),  # layer2, layer3 -> PCM; layer4 -> CAM
+        strides=(1, 2, 1, 1),
+        dilations=(1, 1, 2, 4),
+        norm_cfg=norm_cfg,
+        norm_eval=False,
+        style='pytorch',
+        contract_dilation=True,
+        init_cfg=dict(type='Pretrained', checkpoint='open-mmlab://resnet50_v1c')),
+    pcm_channels=(64, 128),
+    pcm_embed_channels=192,
+    transform=dict(scale_factor=0.3),  # SEAM's only equivariant transform: rescale by 0.3
+    loss_cls_weight=1.0,
+    loss_er_weight=1.0,
+    loss_ecr_weight=1.0,
+    ecr_top_ratio=0.2,
+    # pseudo-labels: scales 0.5/1/1.5/2 each with its flip, refined CAM, background alpha 0.26
+    test_cfg=dict(scales=(0.5, 1.0, 1.5, 2.0), flip=True, bg_alpha=0.26, use_pcm=True))
+# SEAM trains the new layers (CAM classifier, PCM) with 10x the backbone learning rate.
+optim_wrapper = dict(
+    paramwise_cfg=dict(custom_keys={'classifier': dict(lr_mult=10.0),
+                                    'pcm': dict(lr_mult=10.0)}))

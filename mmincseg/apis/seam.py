@@ -1,0 +1,508 @@
+"""Weak supervision with SEAM: pseudo-labels of a step, their quality, and the run-chain hook.
+
+``make_pseudo_labels`` runs a trained :class:`~mmincseg.models.seam.SEAMNet` over the training
+images of one step and writes one palette PNG of class ids per image; ``LoadPseudoLabel`` then
+replaces the true masks by these files in the step's training pipeline. ``weak_step_hook`` is the
+``before_step`` hook of :func:`~mmincseg.apis.run.run_incremental` for configs with
+``incremental.labels='seam'``: it trains the step's SEAM and makes its pseudo-labels, so one
+``tools/run_incremental.py`` call runs a weakly supervised split end to end.
+
+Layout of a weak run ``W``: ``W/step<t>/seam/`` (SEAM training), ``W/step<t>/pseudo_labels/``
+(``<image name>.png``), ``W/step<t>/pseudo_label_metrics.json`` (pseudo-label mIoU against the
+true masks, for reporting only; nothing trains on it), then the segmentation step in ``W/step<t>``.
+"""
+import copy
+import functools
+import json
+import os
+import os.path as osp
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from mmengine.config import Config
+from mmengine.logging import print_log
+from PIL import Image
+
+from .. import tasks
+from ..utils.io import atomic_write
+from .config import check_incremental, data_task_step, step_dir
+from .train import load_step_config, step_is_finished, train_step
+
+PSEUDO_LABEL_METRICS_FILE = 'pseudo_label_metrics.json'
+PACK_META_KEYS = ('img_path', 'seg_map_path', 'ori_shape', 'img_shape', 'pad_shape',
+                  'scale_factor', 'flip', 'flip_direction', 'reduce_zero_label', 'img_labels')
+REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+# --------------------------------------------------------------------------------- building
+def load_seam_config(seam_config: Union[str, Config],
+                     data_root: Optional[str] = None,
+                     cfg_options: Optional[dict] = None) -> Config:
+    """Load and resolve a SEAM config (its ``model.type`` must be ``'SEAMNet'``).
+
+    Raises:
+        ValueError: the config is not a SEAM config.
+    """
+    if isinstance(seam_config, Config):
+        from .config import resolve_incremental_config, set_data_root
+        cfg = copy.deepcopy(seam_config)
+        if cfg_options:
+            cfg.merge_from_dict(cfg_options)
+        if data_root is not None:
+            set_data_root(cfg, data_root)
+        cfg = resolve_incremental_config(cfg)
+    else:
+        cfg = load_step_config(seam_config, data_root=data_root, cfg_options=cfg_options)
+    if cfg.model.get('type') != 'SEAMNet':
+        source = seam_config if isinstance(seam_config, str) else 'the config'
+        raise ValueError(f"{source} is not a SEAM config (model.type is "
+                         f"{cfg.model.get('type')!r}, expected 'SEAMNet'); use one of "
+                         'configs/seam/')
+    return cfg
+
+
+def build_seam_model(cfg: Config, checkpoint: str, device: Optional[str] = None):
+    """Build the config's SEAMNet, load ``checkpoint`` and put it in eval mode.
+
+    Raises:
+        FileNotFoundError: the checkpoint does not exist.
+        ValueError: the checkpoint is not a SEAMNet of the config's classes and architecture,
+            naming the file and the expected classes.
+    """
+    from mmengine.registry import init_default_scope
+    from mmengine.runner import CheckpointLoader
+    from mmseg.registry import MODELS
+
+    if not osp.isfile(checkpoint):
+        raise FileNotFoundError(f'SEAM checkpoint {checkpoint} does not exist; train the SEAM of '
+                                'this step first (tools/train.py SEAM_CONFIG)')
+    init_default_scope(cfg.get('default_scope', 'mmseg'))
+    model = MODELS.build(copy.deepcopy(cfg.model))  # no init_weights: no pretrained download
+    state = CheckpointLoader.load_checkpoint(checkpoint, map_location='cpu')
+    state = state.get('state_dict', state) if isinstance(state, dict) else state
+    state = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state.items()}
+    check_seam_checkpoint(state, model, checkpoint, cfg)
+    state.setdefault('_extra_state', model.get_extra_state())  # checkpoints of older versions
+    result = model.load_state_dict(state, strict=False)
+    if result.missing_keys or result.unexpected_keys:
+        raise ValueError(f'SEAM checkpoint {checkpoint} does not fit the model of '
+                         f'{cfg.filename}: missing keys {result.missing_keys[:5]}, unexpected keys '
+                         f'{result.unexpected_keys[:5]}. Use the checkpoint trained with this '
+                         'config (same backbone).')
+    device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
+    return model.to(device).eval()
+
+
+def check_seam_checkpoint(state: dict, model, checkpoint: str, cfg: Config) -> None:
+    """Raise a clear error when ``state`` was trained for classes other than ``model``'s."""
+    inc = cfg.get('incremental', {})
+    expected = (f"class_ids {model.class_ids} ({tasks.class_names(model.class_ids)}; split "
+                f"{inc.get('task')!r} step {inc.get('step')})")
+    fix = ('Train the SEAM of this split and step (tools/train.py with its configs/seam/ config) '
+           'or pass its checkpoint.')
+    weight = state.get('classifier.weight')
+    if weight is None:
+        raise ValueError(f'{checkpoint} is not a SEAMNet checkpoint (no classifier.weight); '
+                         f'expected a SEAM trained for {expected}. {fix}')
+    extra = state.get('_extra_state')
+    saved = extra.get('class_ids') if isinstance(extra, dict) else None
+    if saved is not None and [int(c) for c in saved] != model.class_ids:
+        raise ValueError(f'SEAM checkpoint {checkpoint} was trained for class_ids {list(saved)} '
+                         f'({tasks.class_names(saved)}), but {cfg.filename} expects {expected}. '
+                         f'{fix}')
+    if weight.shape[0] != model.num_classes:
+        raise ValueError(f'SEAM checkpoint {checkpoint} has a classifier for {weight.shape[0]} '
+                         f'classes, but {cfg.filename} expects {len(model.class_ids)}: {expected}. '
+                         f'{fix}')
+
+
+def _unwrap_dataset(ds: dict) -> dict:
+    while ds.get('type') != 'IncrementalVOCDataset' and isinstance(ds.get('dataset'), dict):
+        ds = ds['dataset']
+    return ds
+
+
+def pseudo_label_pipeline(cfg: Config) -> List[dict]:
+    """The config's test pipeline without annotations, packing ``img_labels``."""
+    pipeline = cfg.get('test_pipeline') or _unwrap_dataset(cfg.val_dataloader.dataset).pipeline
+    out = []
+    for t in copy.deepcopy(list(pipeline)):
+        if t.get('type') == 'LoadAnnotations':
+            continue  # true masks are read separately, and only to evaluate
+        if t.get('type') == 'PackSegInputs':
+            keys = list(t.get('meta_keys', PACK_META_KEYS))
+            t['meta_keys'] = tuple(keys + [k for k in ('img_labels', ) if k not in keys])
+        out.append(t)
+    return out
+
+
+def build_step_train_images(cfg: Config):
+    """The training images of the config's step with the pseudo-label (test) pipeline."""
+    from mmseg.registry import DATASETS
+    ds_cfg = copy.deepcopy(_unwrap_dataset(cfg.train_dataloader.dataset))
+    ds_cfg.update(subset='train', test_mode=False, pipeline=pseudo_label_pipeline(cfg))
+    return DATASETS.build(ds_cfg)
+
+
+def true_mask(data_info: dict) -> np.ndarray:
+    """The step-remapped true mask of a data info (as the step's training sees it)."""
+    from mmseg.datasets.transforms import LoadAnnotations
+    results = dict(seg_map_path=data_info['seg_map_path'], label_map=data_info.get('label_map'),
+                   reduce_zero_label=data_info.get('reduce_zero_label', False), seg_fields=[])
+    return LoadAnnotations()(results)['gt_seg_map']
+
+
+def write_label_png(path: str, label: np.ndarray) -> None:
+    """Write a class-id map as a VOC palette PNG, atomically (temp file + ``os.replace``)."""
+    from ..datasets.toy_voc import voc_palette
+    img = Image.fromarray(np.asarray(label, dtype=np.uint8))
+    img.putpalette(voc_palette())
+    with atomic_write(path, 'wb') as f:
+        img.save(f, format='PNG')
+
+
+def read_label_png(path: str) -> np.ndarray:
+    """Read a class-id PNG (palette or grayscale)."""
+    with Image.open(path) as img:
+        return np.asarray(img, dtype=np.uint8)
+
+
+def _device_of(model) -> torch.device:
+    return next(model.parameters()).device
+
+
+def _predict(model, data: dict):
+    from mmengine.dataset import pseudo_collate
+    with torch.no_grad():
+        return model.test_step(pseudo_collate([data]))[0]
+
+
+# --------------------------------------------------------------------------- pseudo-labels
+def make_pseudo_labels(seam_config: Union[str, Config],
+                       checkpoint: str,
+                       out_dir: str,
+                       data_root: Optional[str] = None,
+                       cfg_options: Optional[dict] = None,
+                       force: bool = False,
+                       evaluate: bool = False,
+                       progress: bool = True,
+                       device: Optional[str] = None) -> dict:
+    """Write SEAM pseudo-labels of the training images of a step.
+
+    The step (split, step, setting) and the images are those of the SEAM config's training set
+    (``incremental`` block, ``--cfg-options incremental.step=...`` to change). Each image gets
+    ``<out_dir>/<image name>.png``, a VOC palette PNG of class ids in {0} + its labelled classes
+    of the step, at the image's original size, written atomically. Existing files are kept unless
+    ``force``.
+
+    Args:
+        seam_config (str | Config): A SEAM config (configs/seam/).
+        checkpoint (str): The SEAMNet checkpoint of that step.
+        out_dir (str): Folder of the PNGs, e.g. ``<run>/step<t>/pseudo_labels``.
+        data_root (str, optional): Dataset root replacing the config's.
+        cfg_options (dict, optional): Config overrides.
+        force (bool): Re-make existing files. Default: False.
+        evaluate (bool): Also compute the pseudo-label IoU against the true (step-remapped) masks
+            over {0} + C_t and write ``<out_dir>/../pseudo_label_metrics.json``. Default: False.
+        progress (bool): Show a progress bar. Default: True.
+        device (str, optional): Torch device; default CUDA when available.
+
+    Returns:
+        dict: ``out_dir``, ``num_images``, ``written``, ``skipped``; with ``evaluate`` also
+        ``mIoU``, ``aAcc`` (percent, 2 decimals), ``per_class`` ({class name: IoU}) and
+        ``metrics_file``.
+    """
+    cfg = load_seam_config(seam_config, data_root, cfg_options)
+    model = build_seam_model(cfg, checkpoint, device)
+    dataset = build_step_train_images(cfg)
+    os.makedirs(out_dir, exist_ok=True)
+    num_images = len(dataset)
+    bar = None
+    if progress:
+        from mmengine.utils import ProgressBar
+        bar = ProgressBar(num_images)
+    written = skipped = 0
+    areas = None
+    for index in range(num_images):
+        info = dataset.get_data_info(index)
+        name = osp.splitext(osp.basename(info['img_path']))[0]
+        path = osp.join(out_dir, f'{name}.png')
+        if osp.isfile(path) and not force:
+            skipped += 1
+            label = read_label_png(path) if evaluate else None
+        else:
+            sample = _predict(model, dataset[index])
+            label = sample.pred_sem_seg.data[0].cpu().numpy().astype(np.uint8)
+            write_label_png(path, label)
+            written += 1
+        if evaluate:
+            areas = _accumulate(areas, label, true_mask(info), path)
+        if bar is not None:
+            bar.update()
+    if bar is not None:
+        print()
+    result = dict(out_dir=out_dir, num_images=num_images, written=written, skipped=skipped)
+    inc = cfg.incremental
+    print_log(f"pseudo-labels of {inc['task']} step {inc['step']}: {written} written, {skipped} "
+              f'kept, in {out_dir}', logger='current')
+    if evaluate:
+        metrics = _pseudo_label_metrics(areas, model.class_ids)
+        metrics_file = osp.join(osp.dirname(osp.abspath(out_dir.rstrip('/\\'))),
+                                PSEUDO_LABEL_METRICS_FILE)
+        record = dict(config=getattr(cfg, 'filename', None), checkpoint=checkpoint,
+                      task=inc['task'], step=inc['step'], setting=inc['setting'],
+                      classes=model.class_ids, num_images=num_images, **metrics)
+        with atomic_write(metrics_file) as f:
+            json.dump(record, f, indent=2)
+        result.update(metrics, metrics_file=metrics_file)
+        print_log(f"pseudo-label mIoU {metrics['mIoU']} (background + "
+                  f"{tasks.class_names(model.class_ids[1:])}), aAcc {metrics['aAcc']} -> "
+                  f'{metrics_file}', logger='current')
+    return result
+
+
+def _accumulate(areas: Optional[List[torch.Tensor]], label: np.ndarray, gt: np.ndarray,
+                path: str) -> List[torch.Tensor]:
+    from mmseg.evaluation import IoUMetric
+    if label.shape != gt.shape:
+        raise ValueError(f'pseudo-label {path} has size {label.shape}, its true mask {gt.shape}; '
+                         're-make it with --force')
+    new = IoUMetric.intersect_and_union(torch.from_numpy(label.astype(np.int64)),
+                                        torch.from_numpy(gt.astype(np.int64)),
+                                        tasks.NUM_VOC_CLASSES, tasks.IGNORE_INDEX)
+    return list(new) if areas is None else [a + b for a, b in zip(areas, new)]
+
+
+def _pseudo_label_metrics(areas: Optional[List[torch.Tensor]], class_ids: Sequence[int]) -> dict:
+    """mIoU and aAcc (percent) over ``class_ids`` (background included) from summed areas."""
+    if areas is None:
+        return dict(mIoU=float('nan'), aAcc=float('nan'), per_class={})
+    intersect, union, _, label_area = (a.double().numpy() for a in areas)
+    ids = list(class_ids)
+    with np.errstate(invalid='ignore', divide='ignore'):
+        iou = intersect[ids] / union[ids]
+    per_class = {name: (None if np.isnan(v) else round(float(v) * 100, 2))
+                 for name, v in zip(tasks.class_names(ids), iou)}
+    miou = float(np.round(np.nanmean(iou) * 100, 2)) if not np.all(np.isnan(iou)) else float('nan')
+    total = label_area.sum()
+    a_acc = float(np.round(intersect.sum() / total * 100, 2)) if total else float('nan')
+    return dict(mIoU=miou, aAcc=a_acc, per_class=per_class)
+
+
+# ------------------------------------------------------------------------------ run chain
+def resolve_config_path(path: str, relative_to: Optional[str] = None) -> str:
+    """Find a config named relative to the current folder, an ancestor of ``relative_to``'s
+    folder (a repository holding ``configs/``) or this package's repository.
+
+    Raises:
+        FileNotFoundError: listing the places tried.
+    """
+    if osp.isabs(path):
+        candidates = [path]
+    else:
+        candidates = [osp.abspath(path)]
+        if relative_to:
+            folder = osp.dirname(osp.abspath(relative_to))
+            while True:
+                candidates.append(osp.join(folder, path))
+                parent = osp.dirname(folder)
+                if parent == folder:
+                    break
+                folder = parent
+        candidates.append(osp.join(REPO_ROOT, path))
+    for candidate in candidates:
+        if osp.isfile(candidate):
+            return candidate
+    raise FileNotFoundError(f'SEAM config {path} (incremental.seam.config) not found; tried '
+                            f'{candidates[:3]}... Give a path relative to the repository root or '
+                            'an absolute one.')
+
+
+def seam_config_of(config: str, cfg: Config, step: int) -> Tuple[str, dict]:
+    """The SEAM config of a weak config's step and the overrides that pin it to that step.
+
+    ``incremental.seam = dict(config='configs/seam/seam_r18_toyvoc_15-1_step{step}.py',
+    cfg_options=dict(...))``: ``{step}`` is replaced by the step; the SEAM's split, step and
+    setting are set to the weak step's data (for joint: all 20 classes, ``'20-0'`` step 0).
+    """
+    inc = check_incremental(cfg.get('incremental'), config)
+    seam = inc.get('seam')
+    if not isinstance(seam, dict) or not seam.get('config'):
+        raise ValueError(f"{config}: incremental.labels='seam' needs the SEAM config of its steps: "
+                         "incremental.seam=dict(config='configs/seam/<seam config>_step{step}.py')")
+    unknown = set(seam) - {'config', 'cfg_options'}
+    if unknown:
+        raise ValueError(f'{config}: unknown incremental.seam keys {sorted(unknown)}; valid: '
+                         "['cfg_options', 'config']")
+    seam_config = resolve_config_path(str(seam['config']).format(step=step), config)
+    data_task, data_step = data_task_step(dict(inc, step=step))
+    options = dict(seam.get('cfg_options') or {})
+    options.update({'incremental.task': data_task, 'incremental.step': data_step,
+                    'incremental.setting': inc['setting']})
+    return seam_config, options
+
+
+def weak_step_hook(config: str,
+                   step: int,
+                   work_dir: str,
+                   data_root: Optional[str] = None,
+                   cfg_options: Optional[dict] = None,
+                   seam_cfg_options: Optional[dict] = None,
+                   evaluate: bool = True) -> Optional[dict]:
+    """Before a weakly supervised step: train its SEAM, then make its pseudo-labels.
+
+    Does nothing unless the config has ``incremental.labels='seam'`` and the step trains on
+    pseudo-labels (steps > 0; the single step of ``method='joint'``). The SEAM trains into
+    ``<work_dir>/step<t>/seam`` (skipped when finished, resumed when interrupted); pseudo-labels go
+    to the step's ``incremental.pseudo_label_dir`` (default ``<work_dir>/step<t>/pseudo_labels``),
+    existing files kept.
+
+    Args:
+        config (str): The weak step config (any step of the split).
+        step (int): The step about to train.
+        work_dir (str): Run directory.
+        data_root (str, optional): Dataset root of every dataset.
+        cfg_options (dict, optional): Overrides of the weak config (as given to the run).
+        seam_cfg_options (dict, optional): Overrides of the SEAM config (e.g. a shorter schedule).
+        evaluate (bool): Write the pseudo-label mIoU against the true masks (reporting only).
+
+    Returns:
+        dict | None: The result of :func:`make_pseudo_labels`, None when nothing was needed.
+    """
+    cfg = Config.fromfile(config)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    inc = check_incremental(cfg.get('incremental'), config)
+    if inc['labels'] != 'seam' or (step == 0 and inc['method'] != 'joint'):
+        return None
+    seam_config, options = seam_config_of(config, cfg, step)
+    options['incremental.work_root'] = work_dir
+    options.update(seam_cfg_options or {})
+    seam_dir = osp.join(step_dir(work_dir, step), 'seam')
+    if step_is_finished(seam_dir):
+        print_log(f'step {step}: SEAM finished earlier ({seam_dir}), not retrained',
+                  logger='current')
+    else:
+        print_log(f'===== SEAM for step {step} ({seam_config}) -> {seam_dir}', logger='current')
+        interrupted = osp.isfile(osp.join(seam_dir, 'last_checkpoint'))
+        train_step(seam_config, work_dir=work_dir, data_root=data_root, cfg_options=options,
+                   resume=interrupted)
+    from ..engine.hooks import find_last_checkpoint
+    checkpoint = find_last_checkpoint(seam_dir)
+    step_options = dict(cfg_options or {})
+    step_options['incremental.step'] = step
+    step_cfg = load_step_config(config, work_dir=work_dir, data_root=data_root,
+                                cfg_options=step_options)
+    return make_pseudo_labels(seam_config, checkpoint, step_cfg.incremental.pseudo_label_dir,
+                              data_root=data_root, cfg_options=options, evaluate=evaluate)
+
+
+def weak_step_hooks(config: str,
+                    data_root: Optional[str] = None,
+                    cfg_options: Optional[dict] = None) -> Dict[str, Callable]:
+    """``step_hooks`` for :func:`run_incremental`: the weak hook for ``labels='seam'`` configs."""
+    cfg = Config.fromfile(config)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    if cfg.get('incremental', {}).get('labels') != 'seam':
+        return {}
+    return {'before_step': functools.partial(weak_step_hook, data_root=data_root,
+                                             cfg_options=cfg_options)}
+
+
+# --------------------------------------------------------------------------- visualisation
+def visualize_cams(seam_config: Union[str, Config],
+                   checkpoint: str,
+                   out_dir: str,
+                   names: Optional[Sequence[str]] = None,
+                   num_images: int = 4,
+                   data_root: Optional[str] = None,
+                   cfg_options: Optional[dict] = None,
+                   device: Optional[str] = None) -> List[str]:
+    """Write, per image, ``image | CAM of each labelled class | pseudo-label | true mask``.
+
+    Args:
+        seam_config (str | Config): A SEAM config.
+        checkpoint (str): Its SEAMNet checkpoint.
+        out_dir (str): Output folder; files ``<image name>_cams.png``.
+        names (Sequence[str], optional): Image names (without extension) among the step's training
+            images; default the first ``num_images``.
+        num_images (int): Images when ``names`` is None. Default: 4.
+        data_root, cfg_options, device: As :func:`make_pseudo_labels`.
+
+    Returns:
+        list[str]: The written files.
+    """
+    import cv2
+    from mmengine.dataset import pseudo_collate
+
+    from ..datasets.toy_voc import voc_palette
+    from ..models.seam import cams_to_pseudo_label, infer_cams
+
+    cfg = load_seam_config(seam_config, data_root, cfg_options)
+    model = build_seam_model(cfg, checkpoint, device)
+    dataset = build_step_train_images(cfg)
+    index_of = {osp.splitext(osp.basename(dataset.get_data_info(i)['img_path']))[0]: i
+                for i in range(len(dataset))}
+    if names:
+        missing = [n for n in names if n not in index_of]
+        if missing:
+            raise ValueError(f'images {missing} are not training images of this step; some of '
+                             f'its images: {sorted(index_of)[:5]}')
+        indices = [index_of[n] for n in names]
+    else:
+        indices = list(range(min(num_images, len(dataset))))
+    palette = np.asarray(voc_palette(), dtype=np.uint8).reshape(256, 3)[:, ::-1]  # BGR
+    test_cfg = model.test_cfg
+    os.makedirs(out_dir, exist_ok=True)
+    written = []
+    for index in indices:
+        info = dataset.get_data_info(index)
+        data = model.data_preprocessor(pseudo_collate([dataset[index]]), False)
+        labels = data['data_samples'][0].metainfo['img_labels']
+        with torch.no_grad():
+            cams = infer_cams(model, data['inputs'][0], scales=test_cfg['scales'],
+                              flip=test_cfg['flip'], img_labels=labels, use_pcm=test_cfg['use_pcm'])
+        image = cv2.imread(info['img_path'], cv2.IMREAD_COLOR)
+        height, width = image.shape[:2]
+        cams = F.interpolate(cams[None], size=(height, width), mode='bilinear',
+                             align_corners=False)[0].cpu().numpy()
+        pseudo = cams_to_pseudo_label(cams, model.class_ids, labels, bg_alpha=test_cfg['bg_alpha'],
+                                      ignore_below=test_cfg['ignore_below'])
+        panels = [(image, 'image')]
+        for class_id in labels:
+            if class_id in model.class_ids:
+                heat = cv2.applyColorMap(
+                    (cams[model.class_ids.index(class_id)] * 255).astype(np.uint8),
+                    cv2.COLORMAP_JET)
+                panels.append((cv2.addWeighted(image, 0.5, heat, 0.5, 0),
+                               f'CAM {tasks.VOC_CLASSES[class_id]}'))
+        panels.append((palette[pseudo], 'pseudo-label'))
+        panels.append((palette[true_mask(info)], 'true mask'))
+        name = osp.splitext(osp.basename(info['img_path']))[0]
+        path = osp.join(out_dir, f'{name}_cams.png')
+        ok, png = cv2.imencode('.png', _side_by_side(panels))
+        if not ok:
+            raise RuntimeError(f'cannot encode {path}')
+        with atomic_write(path, 'wb') as f:
+            f.write(png.tobytes())
+        written.append(path)
+    return written
+
+
+def _side_by_side(panels: List[Tuple[np.ndarray, str]], gap: int = 4) -> np.ndarray:
+    """Panels of equal height in a row, each with its title above."""
+    import cv2
+    height = panels[0][0].shape[0]
+    scale = max(0.3, height / 400)
+    title_h = int(22 * scale) + 6
+    columns = []
+    for img, title in panels:
+        column = np.full((height + title_h, img.shape[1], 3), 255, dtype=np.uint8)
+        column[title_h:] = img
+        cv2.putText(column, title, (2, title_h - 5), cv2.FONT_HERSHEY_SIMPLEX, 0.5 * scale,
+                    (0, 0, 0), 1, cv2.LINE_AA)
+        columns += [column, np.full((height + title_h, gap, 3), 255, dtype=np.uint8)]
+    return np.concatenate(columns[:-1], axis=1)

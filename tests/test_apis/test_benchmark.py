@@ -1,0 +1,109 @@
+"""The benchmark's document schema and rendering (timings are never asserted)."""
+import json
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+
+from mmincseg.apis.benchmark import (METHODS_BENCHMARKED, MODELS_BENCHMARKED, TARGETS,
+                                     check_targets, compute_ratios, render_markdown,
+                                     run_benchmark)
+
+DESIGN_RATIOS = ('mib_over_ft', 'loss_share_of_mib_step', 'deeplabv3_r101_os16_over_bisenet_r18',
+                 'train_gflops_over_matmul_peak')
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _synthetic_doc() -> dict:
+    infer = {name: dict(ms_per_img=10.0 * (i + 1), imgs_per_s=100.0 / (i + 1), peak_mem_mb=50.0,
+                        ms_per_batch=10.0 * (i + 1), ms_min=9.0, ms_max=11.0, repeats=3, batch=1,
+                        size=64)
+             for i, name in enumerate(MODELS_BENCHMARKED)}
+    train = {name: dict(ms=100.0 + 10 * i, ms_min=90.0, ms_max=120.0, repeats=3, imgs_per_s=20.0,
+                        loss_ms=4.0, size=64, batch=2)
+             for i, name in enumerate(METHODS_BENCHMARKED)}
+    doc = dict(machine=dict(cpu_model='test cpu', cpu_count=2, device='cpu', load_avg_start=[2.0]),
+               mode='quick', settings=dict(batch_infer_batch=8, models=list(MODELS_BENCHMARKED)),
+               infer=infer, train_step=train, matmul_gflops=dict(gflops=100.0, size=256),
+               flops=dict(train_step_mib=dict(step_gflops_2x=5.0, batch=2)),
+               pipeline=dict(crop=64, batch=2, source_images=8, step_images=4,
+                             workers={'0': dict(imgs_per_s=200.0, batches=3)}))
+    doc['ratios'] = compute_ratios(doc)
+    doc['targets'] = check_targets(doc['ratios'])
+    return doc
+
+
+def test_ratios_and_targets():
+    doc = _synthetic_doc()
+    ratios = doc['ratios']
+    assert ratios['mib_over_ft'] == pytest.approx(130.0 / 100.0)
+    assert ratios['loss_share_of_mib_step'] == pytest.approx(4.0 / 130.0, abs=1e-4)
+    assert ratios['deeplabv3_r101_os16_over_bisenet_r18'] == pytest.approx(4.0)
+    assert ratios['deeplabv3_r101_os16_over_bisenet_r101'] == pytest.approx(4.0 / 3.0, abs=1e-4)
+    # 5 GFLOP in 0.13 s against a 100 GFLOP/s peak.
+    assert ratios['train_gflops_over_matmul_peak'] == pytest.approx(5.0 / 0.13 / 100.0, abs=1e-4)
+    assert ratios['pipeline_over_train_consumption'] == pytest.approx(10.0)
+    met = {t['ratio']: t['met'] for t in doc['targets']}
+    assert len(met) == len(TARGETS)
+    assert met == {'mib_over_ft': True, 'loss_share_of_mib_step': True,
+                   'deeplabv3_r101_os16_over_bisenet_r18': True,
+                   'deeplabv3_r101_os16_over_bisenet_r101': True,
+                   'pipeline_over_train_consumption': True}
+    doc['train_step']['mib']['ms'] = 1000.0
+    assert not check_targets(compute_ratios(doc))[0]['met']
+
+
+def test_render_marks_targets_and_missing_sections():
+    doc = _synthetic_doc()
+    del doc['pipeline']
+    doc['ratios'] = compute_ratios(doc)
+    doc['targets'] = check_targets(doc['ratios'])
+    md = render_markdown(doc)
+    assert '## Targets' in md and '**met**' in md
+    assert '| pipeline' not in md
+    assert 'n/a' in md  # the pipeline target cannot be judged without the section
+    assert 'busy' in md  # load 2.0 on the machine is reported
+    for name in MODELS_BENCHMARKED + METHODS_BENCHMARKED:
+        assert f'| {name} |' in md
+
+
+@pytest.mark.slow
+def test_quick_benchmark_schema(tmp_path, repo_root):
+    """The --quick path end to end (~20 s on 2 CPU cores): schema of DESIGN.md, then rendering."""
+    doc = run_benchmark(quick=True, device='cpu', threads=1, log=lambda msg: None)
+    doc = json.loads(json.dumps(doc))  # JSON-serialisable as written by tools/benchmark.py
+
+    assert {'machine', 'infer', 'train_step', 'ratios'} <= set(doc)
+    assert doc['machine']['cpu_model'] and doc['machine']['torch']
+    assert set(doc['infer']) == set(MODELS_BENCHMARKED)
+    for entry in doc['infer'].values():
+        for key in ('ms_per_img', 'imgs_per_s', 'peak_mem_mb'):
+            assert _is_number(entry[key]) and entry[key] > 0, (key, entry)
+    assert set(doc['train_step']) == set(METHODS_BENCHMARKED)
+    for entry in doc['train_step'].values():
+        assert _is_number(entry['ms']) and entry['ms'] > 0
+    for key in DESIGN_RATIOS:
+        assert _is_number(doc['ratios'][key]) and doc['ratios'][key] > 0, key
+    assert len(doc['targets']) == len(TARGETS)
+    assert all(t['met'] in (True, False) for t in doc['targets'])
+    # Extra sections.
+    assert doc['matmul_gflops']['gflops'] > 0
+    assert set(MODELS_BENCHMARKED) <= set(doc['flops'])
+    assert doc['infer_b8'] and all(e['batch'] == 8 for e in doc['infer_b8'].values())
+    assert doc['pipeline']['workers'] and 'skipped' not in doc['pipeline']
+    assert doc['profile']['top_ops'] and doc['profile']['method'] == 'mib'
+    assert 'seam' in doc  # measured, or skipped with a reason
+
+    json_path = tmp_path / 'bench.json'
+    md_path = tmp_path / 'bench.md'
+    json_path.write_text(json.dumps(doc))
+    subprocess.run([sys.executable, osp.join(repo_root, 'tools', 'benchmark.py'), '--render',
+                    str(json_path), '--md', str(md_path)], check=True, cwd=repo_root,
+                   capture_output=True)
+    md = md_path.read_text()
+    assert '## Targets' in md and '## Profile of a MiB step' in md
+    assert doc['machine']['cpu_model'] in md
