@@ -13,6 +13,7 @@ from mmengine.config import DictAction
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
 from mmincseg.apis.results import step_table  # noqa: E402
 from mmincseg.apis.run import run_incremental  # noqa: E402
+from mmincseg.apis.seam import weak_step_hooks  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
@@ -22,6 +23,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--data-root', help='VOC2012-layout dataset root for every dataset')
     parser.add_argument('--steps', type=int, nargs='+', help='only these steps')
     parser.add_argument('--resume', action='store_true', help='continue an interrupted step')
+    parser.add_argument('--step0', help='reuse this finished step-0 directory (FT/LwF/ILT/MiB '
+                        'share step 0)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='config overrides for every step')
     return parser.parse_args()
@@ -30,9 +33,11 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     try:
+        # labels='seam': train each step's SEAM and make its pseudo-labels before the step
+        hooks = weak_step_hooks(args.config, args.data_root, args.cfg_options)
         summary = run_incremental(args.config, args.work_dir, data_root=args.data_root,
                                   steps=args.steps, cfg_options=args.cfg_options,
-                                  resume=args.resume)
+                                  resume=args.resume, step_hooks=hooks)
     except (ValueError, FileNotFoundError, FileExistsError) as e:
         sys.exit(f'error: {e}')
     print(f"\n{summary['method']} {summary['task']} ({summary['setting']}, {summary['labels']})")

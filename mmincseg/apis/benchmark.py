@@ -39,6 +39,9 @@ import torch
 import torch.nn as nn
 from mmengine.config import Config
 
+from .. import tasks
+from ..tasks import IGNORE_INDEX
+
 MODELS_BENCHMARKED = ('bisenet_r18', 'bisenet_r50', 'bisenet_r101', 'deeplabv3_r101_os16',
                       'deeplabv3_r101_os8')
 METHODS_BENCHMARKED = ('ft', 'lwf', 'ilt', 'mib')
@@ -54,10 +57,8 @@ MODEL_CONFIGS: Dict[str, Tuple[str, dict]] = {
         decode_head=dict(dilations=(1, 12, 24, 36)))),
 }
 TRAIN_CONFIG = 'configs/{method}/bisenet_r18_toyvoc_15-5_step1.py'
-# The step benchmarked: 15-5 step 1 (16 old channels incl. background, 5 new).
-TASK, STEP, OLD_CHANNELS = '15-5', 1, 16
-NEW_LABELS = (16, 17, 18, 19, 20)
-IGNORE_INDEX = 255
+# The step benchmarked: 15-5 step 1 (16 old channels incl. background, 5 new classes).
+TASK, STEP = '15-5', 1
 
 
 @dataclass
@@ -84,6 +85,8 @@ class BenchmarkSettings:
         seam_repeats (int): Timed images (after one warm-up image).
         matmul_size (int): Side of the square fp32 matmul used as the machine's peak.
         flops (bool): Count FLOPs/params with MMEngine's analyzer.
+        models (tuple): Inference models (keys of ``MODEL_CONFIGS``).
+        methods (tuple): Methods of the training-step section.
     """
     infer_size: int = 512
     infer_warmup: int = 1
@@ -310,8 +313,8 @@ def build_train_models(method: str, device: torch.device) -> nn.Module:
     _strip_pretrained(cfg.model)
     student = MODELS.build(copy.deepcopy(cfg.model))
     teacher_cfg = copy.deepcopy(cfg.model)
-    teacher_cfg.update(classes_per_step=[OLD_CHANNELS], distill_loss=None,
-                       feature_distill_loss=None)
+    teacher_cfg.update(classes_per_step=tasks.classes_per_step(TASK, STEP)[:-1],
+                       distill_loss=None, feature_distill_loss=None)
     teacher = MODELS.build(teacher_cfg).to(device)
     student = student.to(device)
     student.set_teacher(teacher)
@@ -324,7 +327,7 @@ def _img_metas(batch: int, size: int) -> List[dict]:
 
 
 def train_batch_data(batch: int, size: int, seed: int = 0) -> dict:
-    """A training batch as the dataloader yields it: uint8 images and step-1 labels.
+    """A training batch as the dataloader yields it: uint8 images and step labels.
 
     Labels are drawn per pixel from {0, 16..20, 255} (background, the new classes of 15-5
     step 1, ignore).
@@ -332,7 +335,7 @@ def train_batch_data(batch: int, size: int, seed: int = 0) -> dict:
     from mmengine.structures import PixelData
     from mmseg.structures import SegDataSample
     gen = torch.Generator().manual_seed(seed)
-    values = torch.tensor((0, ) + NEW_LABELS + (IGNORE_INDEX, ))
+    values = torch.tensor([0] + tasks.new_classes(TASK, STEP) + [IGNORE_INDEX])
     inputs, samples = [], []
     for _ in range(batch):
         inputs.append(torch.randint(0, 256, (3, size, size), generator=gen, dtype=torch.uint8))
@@ -379,31 +382,51 @@ def _leaf(x):
     return x
 
 
+def _sum_losses(losses: Dict[str, torch.Tensor]) -> torch.Tensor:
+    """Sum of the items whose name contains ``loss`` (what ``BaseModel.parse_losses`` sums)."""
+    return sum(value for key, value in losses.items() if 'loss' in key)
+
+
+def loss_terms(model: nn.Module, record: dict) -> Dict[str, Callable[[], torch.Tensor]]:
+    """The loss functions of ``IncrementalEncoderDecoder.loss``, one callable per term, each
+    computing its scalar loss from the recorded logits (made leaves that require grad).
+
+    Terms: ``decode`` and ``aux_<i>`` (mmseg's ``loss_by_feat``: resize to the labels, CE or
+    unbiased CE, accuracy), ``kd`` (logit distillation) and ``feat_kd`` (ILT), as configured.
+    """
+    from mmseg.models.utils import resize
+    samples = record['samples']
+
+    def head_term(head: nn.Module, logits: torch.Tensor) -> Callable[[], torch.Tensor]:
+        return lambda: _sum_losses(head.loss_by_feat(_leaf(logits), samples))
+
+    terms = {'decode': head_term(model.decode_head, record['seg_logits'])}
+    for i, (head, logits) in enumerate(zip(_aux_heads(model), record['aux_logits'])):
+        terms[f'aux_{i}'] = head_term(head, logits)
+    if 'old_logits' in record and model.distill_loss is not None:
+
+        def kd() -> torch.Tensor:
+            seg_logits, old_logits = _leaf(record['seg_logits']), record['old_logits']
+            if old_logits.shape[2:] != seg_logits.shape[2:]:
+                old_logits = resize(old_logits, seg_logits.shape[2:], mode='bilinear',
+                                    align_corners=model.align_corners)
+            return model.distill_loss(seg_logits, old_logits)
+
+        terms['kd'] = kd
+    if 'new_feats' in record and model.feature_distill_loss is not None:
+        terms['feat_kd'] = lambda: model.feature_distill_loss(_leaf(record['new_feats']),
+                                                              record['old_feats'])
+    return terms
+
+
 def loss_step(model: nn.Module, record: dict) -> torch.Tensor:
-    """The loss functions of ``IncrementalEncoderDecoder.loss`` on recorded logits, then backward
-    to the logits: what a step spends in its losses.
+    """All loss terms of a step on recorded logits, then backward to the logits: what a training
+    step spends in its losses.
 
     Returns:
         Tensor: The summed loss.
     """
-    from mmseg.models.utils import resize
-    samples = record['samples']
-    seg_logits = _leaf(record['seg_logits'])
-    losses = dict(model.decode_head.loss_by_feat(seg_logits, samples))
-    for i, (head, logits) in enumerate(zip(_aux_heads(model), record['aux_logits'])):
-        losses.update({f'aux_{i}.{k}': v
-                       for k, v in head.loss_by_feat(_leaf(logits), samples).items()})
-    if 'old_logits' in record and model.distill_loss is not None:
-        old_logits = record['old_logits']
-        if old_logits.shape[2:] != seg_logits.shape[2:]:
-            old_logits = resize(old_logits, seg_logits.shape[2:], mode='bilinear',
-                                align_corners=model.align_corners)
-        losses['kd'] = model.distill_loss(seg_logits, old_logits)
-    if 'new_feats' in record and model.feature_distill_loss is not None:
-        losses['feat_kd'] = model.feature_distill_loss(_leaf(record['new_feats']),
-                                                       record['old_feats'])
-    total, _ = model.parse_losses({k if 'loss' in k else f'loss_{k}': v
-                                   for k, v in losses.items()})
+    total = sum(term() for term in loss_terms(model, record).values())
     total.backward()
     return total
 
@@ -561,16 +584,20 @@ def benchmark_inference(models: Dict[str, nn.Module], size: int, batch: int, war
 
 def benchmark_train_steps(students: Dict[str, nn.Module], data: dict, warmup: int, repeats: int,
                           device: torch.device, log: Logger = print) -> Dict[str, dict]:
-    """Interleaved timing of full training steps and of their loss functions alone.
+    """Interleaved timing of full training steps, of their loss functions alone and of the
+    teacher forward.
 
     A step is ``model.train_step`` (data preprocessor, student forward, teacher forward, losses,
     backward, SGD step, zero_grad), as MMEngine's train loop runs it. The loss time is
-    :func:`loss_step` on logits recorded from the same batch.
+    :func:`loss_step` on logits recorded from the same batch; ``loss_terms_ms`` splits it by term
+    (each term's forward + backward timed on its own).
     """
     names = list(students)
     wrappers = {n: _optim_wrapper(m) for n, m in students.items()}
     step_times: Dict[str, List[float]] = {n: [] for n in names}
     loss_times: Dict[str, List[float]] = {n: [] for n in names}
+    term_times: Dict[str, Dict[str, List[float]]] = {n: {} for n in names}
+    teacher_times: Dict[str, List[float]] = {n: [] for n in names}
 
     def step(name: str) -> Callable[[], object]:
         return lambda: students[name].train_step(copy.copy(data), wrappers[name])
@@ -579,21 +606,33 @@ def benchmark_train_steps(students: Dict[str, nn.Module], data: dict, warmup: in
         for name in _rotated(names, r):
             step(name)()
     records = {n: record_loss_inputs(students[n], data) for n in names}
+    teacher_inputs = {n: students[n].data_preprocessor(copy.copy(data), True)['inputs']
+                      for n in names if 'old_logits' in records[n]}
     for r in range(repeats):
         for name in _rotated(names, r):
+            model = students[name]
             step_times[name].append(_time_ms(step(name), device))
-            loss_times[name].append(_time_ms(lambda: loss_step(students[name], records[name]),
-                                             device))
+            loss_times[name].append(_time_ms(lambda: loss_step(model, records[name]), device))
+            for term, fn in loss_terms(model, records[name]).items():
+                term_times[name].setdefault(term, []).append(
+                    _time_ms(lambda: fn().backward(), device))
+            if name in teacher_inputs:
+                teacher_times[name].append(
+                    _time_ms(lambda: model.teacher_forward(teacher_inputs[name]), device))
         log(f'  train round {r + 1}/{repeats}: ' + ', '.join(
             f'{n} {step_times[n][-1]:.0f} ms' for n in names))
     batch = len(data['inputs'])
     result = {}
     for name in names:
         s = _summary(step_times[name])
-        loss_ms = statistics.median(loss_times[name])
-        result[name] = dict(ms=s['ms'], ms_min=s['ms_min'], ms_max=s['ms_max'],
-                            repeats=s['repeats'], imgs_per_s=round(batch * 1e3 / s['ms'], 3),
-                            loss_ms=round(loss_ms, 3))
+        result[name] = dict(
+            ms=s['ms'], ms_min=s['ms_min'], ms_max=s['ms_max'], repeats=s['repeats'],
+            imgs_per_s=round(batch * 1e3 / s['ms'], 3),
+            loss_ms=round(statistics.median(loss_times[name]), 3),
+            loss_terms_ms={t: round(statistics.median(v), 3)
+                           for t, v in term_times[name].items()})
+        if teacher_times[name]:
+            result[name]['teacher_forward_ms'] = round(statistics.median(teacher_times[name]), 3)
     return result
 
 
@@ -776,9 +815,15 @@ def run_benchmark(quick: bool = False, device: Optional[str] = None,
             # Deprecation notes of mmseg/mmcv/mmengine, repeated for every model built.
             for package in ('mmseg', 'mmcv', 'mmengine'):
                 warnings.filterwarnings('ignore', module=package)
-            return _run_benchmark(quick, device, settings, data_root, log)
+            return _run_benchmark(quick, device, settings, data_root, _with_elapsed(log))
     finally:
         torch.set_num_threads(previous_threads)
+
+
+def _with_elapsed(log: Logger) -> Logger:
+    """``log`` with the seconds since the start in front of every message."""
+    began = time.perf_counter()
+    return lambda msg: log(f'[{time.perf_counter() - began:4.0f} s] {msg}')
 
 
 def _run_benchmark(quick: bool, device: Optional[str], settings: Optional[BenchmarkSettings],
@@ -787,7 +832,8 @@ def _run_benchmark(quick: bool, device: Optional[str], settings: Optional[Benchm
     settings = settings or (QUICK if quick else FULL)
     dev = torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
     if dev.type == 'cuda' and not torch.cuda.is_available():
-        raise RuntimeError(f'device {device!r} requested but CUDA is not available; use --device cpu')
+        raise RuntimeError(f'device {device!r} requested but CUDA is not available; use '
+                           '--device cpu')
     unknown = set(settings.models) - set(MODEL_CONFIGS)
     if unknown:
         raise ValueError(f'unknown benchmark models {sorted(unknown)}; valid: '
@@ -980,13 +1026,15 @@ def render_markdown(doc: dict) -> str:
                   f"same batch. Median of {e0['repeats']} interleaved steps after warm-up. The "
                   'full 512x512, batch 16 step of the paper is not run on CPU (minutes per step '
                   'on 2 cores); ratios between methods do not depend much on the size.', '',
-                  '| method | ms / step | imgs / s | loss ms | loss share | vs FT |',
-                  '|---|---:|---:|---:|---:|---:|']
+                  '| method | ms / step | imgs / s | vs FT | teacher fwd ms | loss ms | '
+                  'loss share | loss ms by term |', '|---|---:|---:|---:|---:|---:|---:|---|']
         ft_ms = train.get('ft', {}).get('ms')
         for name, e in train.items():
+            terms = ', '.join(f'{t} {_fmt(v, 1)}' for t, v in e.get('loss_terms_ms', {}).items())
             lines.append(f"| {name} | {_fmt(e['ms'])} | {_fmt(e['imgs_per_s'], 2)} | "
-                         f"{_fmt(e['loss_ms'], 2)} | {_fmt(100 * e['loss_ms'] / e['ms'], 1)}% | "
-                         f"{_fmt(_ratio(e['ms'], ft_ms), 2)} |")
+                         f"{_fmt(_ratio(e['ms'], ft_ms), 2)} | "
+                         f"{_fmt(e.get('teacher_forward_ms'))} | {_fmt(e['loss_ms'], 1)} | "
+                         f"{_fmt(100 * e['loss_ms'] / e['ms'], 1)}% | {terms} |")
 
     r = doc.get('ratios', {})
     lines += ['', '## Ratios', '', '| ratio | value |', '|---|---:|']

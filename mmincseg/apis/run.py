@@ -1,12 +1,15 @@
 """Chain the steps of a split: ``tools/run_incremental.py``."""
 import json
+import os
 import os.path as osp
+import shutil
 from typing import Callable, Dict, List, Optional, Sequence
 
 from mmengine.logging import print_log
 
 from .. import tasks
-from .config import check_incremental, step_dir
+from ..utils.io import atomic_write
+from .config import check_incremental, data_task_step, step_dir
 from .results import step_entry, write_summary
 from .train import RESULT_FILE, step_is_finished, train_step
 
@@ -24,6 +27,7 @@ def run_incremental(config: str,
                     steps: Optional[Sequence[int]] = None,
                     cfg_options: Optional[dict] = None,
                     resume: bool = False,
+                    step0: Optional[str] = None,
                     step_hooks: Optional[Dict[str, Callable]] = None) -> dict:
     """Train steps 0..T of a split (any step config of it) and write the run summary.
 
@@ -38,6 +42,8 @@ def run_incremental(config: str,
         steps (Sequence[int], optional): Only these steps (default: all).
         cfg_options (dict, optional): Config overrides applied to every step.
         resume (bool): Continue an interrupted step instead of refusing.
+        step0 (str, optional): A finished step-0 directory to reuse (step 0 is the same for
+            FT, LwF, ILT and MiB); its records are copied, the checkpoint is referenced.
         step_hooks (dict, optional): ``{'before_step': fn(config, step, work_dir)}`` used by the
             weakly supervised pipeline to make pseudo-labels before a step trains.
 
@@ -56,6 +62,8 @@ def run_incremental(config: str,
         raise ValueError(f"--steps {bad} are not steps of split '{inc['task']}' "
                          f'(valid: {all_steps})')
     step_hooks = step_hooks or {}
+    if step0 is not None and 0 in todo:
+        link_step0(step0, step_dir(work_dir, 0), tasks.classes_of_step(*data_task_step(inc)))
     for step in todo:
         sdir = step_dir(work_dir, step)
         if step_is_finished(sdir):
@@ -71,6 +79,31 @@ def run_incremental(config: str,
         train_step(config, work_dir=work_dir, data_root=data_root, cfg_options=options,
                    resume=resume and interrupted)
     return collect_summary(work_dir, inc, all_steps)
+
+
+def link_step0(source: str, target: str, classes: Sequence[int]) -> None:
+    """Reuse a finished step 0: copy its result record and point at its checkpoint.
+
+    Raises:
+        FileNotFoundError: ``source`` is not a finished step directory.
+    """
+    from ..engine.hooks import find_last_checkpoint
+    if step_is_finished(target):
+        return
+    if not step_is_finished(source):
+        raise FileNotFoundError(f'--step0 {source} is not a finished step directory (no '
+                                f'{RESULT_FILE}); train step 0 there first')
+    with open(osp.join(source, RESULT_FILE)) as f:
+        found = json.load(f).get('classes')
+    if found != list(classes):
+        raise ValueError(f'--step0 {source} learned classes {found}, this split\'s step 0 has '
+                         f'{list(classes)}; use a step 0 of the same classes')
+    ckpt = osp.abspath(find_last_checkpoint(source))
+    os.makedirs(target, exist_ok=True)
+    shutil.copy(osp.join(source, RESULT_FILE), osp.join(target, RESULT_FILE))
+    with atomic_write(osp.join(target, 'last_checkpoint')) as f:
+        f.write(ckpt)
+    print_log(f'step 0: reusing {source} ({ckpt})', logger='current')
 
 
 def collect_summary(work_dir: str, inc: dict, all_steps: Sequence[int]) -> dict:

@@ -492,9 +492,14 @@ def visualize_cams(seam_config: Union[str, Config],
     return written
 
 
-def _side_by_side(panels: List[Tuple[np.ndarray, str]], gap: int = 4) -> np.ndarray:
-    """Panels of equal height in a row, each with its title above."""
+def _side_by_side(panels: List[Tuple[np.ndarray, str]], gap: int = 4,
+                  min_height: int = 256) -> np.ndarray:
+    """Panels of equal height in a row, each with its title above (small images enlarged)."""
     import cv2
+    factor = max(1, int(np.ceil(min_height / panels[0][0].shape[0])))
+    if factor > 1:
+        panels = [(cv2.resize(img, None, fx=factor, fy=factor, interpolation=cv2.INTER_NEAREST),
+                   title) for img, title in panels]
     height = panels[0][0].shape[0]
     scale = max(0.3, height / 400)
     title_h = int(22 * scale) + 6

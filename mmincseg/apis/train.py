@@ -3,6 +3,7 @@ import json
 import logging
 import os
 import os.path as osp
+import re
 import time
 from typing import Optional, Sequence
 
@@ -109,6 +110,31 @@ def train_step(config: str,
     return {}
 
 
+def check_checkpoint_classes(checkpoint: str, classes_per_step: Sequence[int]) -> None:
+    """Fail early, naming the file, when a checkpoint's classifiers do not fit the step.
+
+    Raises:
+        ValueError: a head's per-step class counts differ from ``classes_per_step``.
+    """
+    from mmengine.runner import CheckpointLoader
+    state = CheckpointLoader.load_checkpoint(checkpoint, map_location='cpu')
+    state = state.get('state_dict', state)
+    heads: dict = {}
+    for key, value in state.items():
+        m = re.match(r'(.*conv_seg)(?:\.classifiers\.(\d+))?\.weight$', key)
+        if m:
+            heads.setdefault(m.group(1), {})[int(m.group(2) or 0)] = int(value.shape[0])
+    expected = [int(n) for n in classes_per_step]
+    for head, steps in heads.items():
+        found = [steps[k] for k in sorted(steps)]
+        plain_ok = len(steps) == 1 and len(expected) == 1 and found == expected
+        if found != expected and not plain_ok:
+            raise ValueError(
+                f'checkpoint {checkpoint} does not fit this step: {head} has classes per step '
+                f'{found}, the config expects {expected} (sum {sum(expected)}). Use the config of '
+                'the split and step the checkpoint was trained for.')
+
+
 def test_step(config: str,
               checkpoint: str,
               work_dir: Optional[str] = None,
@@ -121,6 +147,8 @@ def test_step(config: str,
     if not osp.isfile(checkpoint):
         raise FileNotFoundError(f'checkpoint {checkpoint} does not exist')
     cfg = load_step_config(config, work_dir, data_root, cfg_options)
+    if cfg.model.get('classes_per_step'):
+        check_checkpoint_classes(checkpoint, cfg.model.classes_per_step)
     cfg.launcher = launcher
     cfg.load_from = checkpoint
     cfg.custom_hooks = [h for h in cfg.get('custom_hooks', [])

@@ -11,8 +11,11 @@ with ``--data-root out_dir`` and no download:
 - ``toy_voc.json``: generator arguments and dataset statistics (it also marks the folder as ours).
 
 Each of the 20 object classes is a (shape, texture) pair (:data:`TOY_CLASS_STYLES`); every shape
-and every texture is shared by several classes and object colours are drawn per instance from one
-palette, so only shape *and* texture together identify a class. Backgrounds are cluttered with
+and every texture is shared by several classes. An object's main colour is its class's palette
+colour, jittered per instance (:data:`TOY_CLASS_COLOURS`); each palette colour belongs to one or
+two classes and is also used by backgrounds and distractors, so colour narrows a class down but
+never identifies it alone: shape and texture tell classes apart (as in VOC, where colour is a cue
+but not an identity). Backgrounds are cluttered with
 gradients, noise and textured distractor blobs and lines, which are labelled background. Objects
 occlude each other and a 2-pixel void band (255) covers every object border, as in VOC.
 
@@ -33,7 +36,7 @@ from mmincseg.datasets.image_labels import IMAGE_LABELS_FILE, write_image_labels
 from mmincseg.tasks import IGNORE_INDEX, VOC_CLASSES
 
 TOY_VOC_FORMAT = 'mmincseg-toy-voc'
-TOY_VOC_VERSION = 1
+TOY_VOC_VERSION = 2
 TOY_VOC_MARKER = 'toy_voc.json'
 SPLITS = ('train', 'val')
 
@@ -55,12 +58,15 @@ TOY_CLASS_STYLES: Dict[str, Tuple[str, str]] = dict(zip(VOC_CLASSES[1:], [
     ('crescent', 'stripes'), ('crescent', 'checker'),
 ]))
 
-# Colours shared by objects, distractors and backgrounds, so colour never identifies a class.
+# Colours shared by objects, distractors and backgrounds.
 _PALETTE = np.array([
     (220, 40, 40), (40, 170, 60), (40, 80, 210), (235, 210, 50), (40, 200, 210), (200, 60, 190),
     (240, 140, 30), (120, 60, 170), (235, 235, 235), (128, 128, 128), (120, 80, 40), (25, 25, 25),
     (150, 200, 90), (240, 150, 170)], dtype=np.float32)
 
+# Class id -> palette index of its main colour. Classes sharing a colour differ in shape and
+# texture; classes sharing a shape or texture mostly differ in colour.
+TOY_CLASS_COLOURS: Dict[int, int] = {c: (c * 5) % 14 for c in range(1, 21)}
 # Unit-radius shape areas are 1.1 (diamond) to 3.1 (circle); scaling radii by (pi / area) ** 0.25
 # brings the pixel share of the smallest shape to ~2/3 of the largest.
 _SHAPE_SCALE = {'circle': 1.0, 'square': 1.08, 'triangle': 1.24, 'star': 1.23, 'cross': 1.1,
@@ -311,7 +317,8 @@ def render_toy_sample(rng: np.random.Generator, size: int,
                 break
         else:
             continue
-        colour = _random_colour(rng)
+        colour = np.clip(_PALETTE[TOY_CLASS_COLOURS[cls]] + rng.uniform(-25, 25, 3), 0,
+                         255).astype(np.float32)
         _paint(rng, img, mask, texture, centre, radius, angle, colour,
                _contrasting_colour(rng, colour))
         instance_classes.append(cls)

@@ -1,11 +1,13 @@
-# The synthetic toy VOC made by tools/make_toy_voc.py (same layout as VOC2012), sized for CPU.
+# The synthetic toy VOC made by tools/make_toy_voc.py (same layout as VOC2012), sized for a
+# 2-core CPU: images (~128 px) are trained and predicted at half size (short side ~64);
+# predictions are resized back and evaluated at the original size.
 _base_ = ['./voc_incremental.py']
 data_root = 'data/toyvoc'
-crop_size = (128, 128)
+crop_size = (64, 64)
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations'),
-    dict(type='RandomResize', scale=(512, 128), ratio_range=(0.75, 1.5), keep_ratio=True),
+    dict(type='RandomResize', scale=(512, 64), ratio_range=(0.75, 1.5), keep_ratio=True),
     dict(type='RandomRotate', prob=0.5, degree=10, pad_val=0, seg_pad_val=255),
     dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
     dict(type='RandomFlip', prob=[0.5, 0.2], direction=['horizontal', 'vertical']),
@@ -14,7 +16,7 @@ train_pipeline = [
 ]
 test_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(512, 128), keep_ratio=True),
+    dict(type='Resize', scale=(512, 64), keep_ratio=True),
     dict(type='LoadAnnotations'),
     dict(type='PackSegInputs')
 ]

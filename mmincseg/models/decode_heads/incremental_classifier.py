@@ -57,6 +57,21 @@ class IncrementalClassifier(nn.Module):
             key = prefix + name
             if key in state_dict:
                 state_dict[f'{prefix}classifiers.0.{name}'] = state_dict.pop(key)
+        for step, classifier in enumerate(self.classifiers):
+            key = f'{prefix}classifiers.{step}.weight'
+            if key in state_dict and state_dict[key].shape[0] != classifier.out_channels:
+                raise ValueError(
+                    f'checkpoint classifier {key} has {state_dict[key].shape[0]} classes, the '
+                    f'model expects {classifier.out_channels} at step {step} (classes per step '
+                    f'{self.classes_per_step}). The checkpoint belongs to another split or step: '
+                    'use the config of the step it was trained for.')
+        extra = [k for k in state_dict if k.startswith(f'{prefix}classifiers.')
+                 and int(k[len(prefix) + 12:].split('.')[0]) >= len(self.classifiers)]
+        if extra:
+            raise ValueError(
+                f'checkpoint has classifiers of more steps than the model ({extra[0]}; classes '
+                f'per step {self.classes_per_step}): it was trained for a later step. Use the '
+                'config of that step.')
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
                                       unexpected_keys, error_msgs)
 

@@ -1,0 +1,188 @@
+"""Weak supervision: SEAM config resolution, pseudo-labels, their errors, and the chained run."""
+import json
+import os
+import os.path as osp
+
+import numpy as np
+import pytest
+import torch
+from mmengine.config import Config
+from mmseg.registry import MODELS
+from PIL import Image
+
+from mmincseg.apis import load_step_config, run_incremental
+from mmincseg.apis.seam import (load_seam_config, make_pseudo_labels, visualize_cams,
+                                weak_step_hooks)
+from mmincseg.tasks import IGNORE_INDEX
+
+SEAM_CONFIG = 'configs/seam/seam_r18_toyvoc_15-5_step1.py'
+WEAK_CONFIG = 'configs/mib_seam/bisenet_r18_toyvoc_15-5_step{}.py'
+# A tiny, fast SEAMNet: narrow ResNet-18, single-scale inference.
+TINY_SEAM = {'model.backbone.base_channels': 16, 'model.backbone.stem_channels': 16,
+             'model.test_cfg.scales': (1.0, ), 'model.test_cfg.flip': False}
+NO_WORKERS = {f'{loader}.{key}': value
+              for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')
+              for key, value in (('num_workers', 0), ('persistent_workers', False))}
+
+
+def _save_seam(path, toy_voc, with_class_ids=True, **options):
+    cfg = load_seam_config(SEAM_CONFIG, toy_voc, dict(TINY_SEAM, **options))
+    torch.manual_seed(0)
+    state = MODELS.build(cfg.model).state_dict()
+    if not with_class_ids:
+        del state['_extra_state']  # a checkpoint that does not record its class ids
+    torch.save({'state_dict': state, 'meta': {}}, path)
+    return path
+
+
+@pytest.fixture(scope='module')
+def seam_checkpoint(tmp_path_factory, toy_voc):
+    return _save_seam(str(tmp_path_factory.mktemp('seam') / 'seam.pth'), toy_voc)
+
+
+def _make(toy_voc, checkpoint, out_dir, **kwargs):
+    return make_pseudo_labels(SEAM_CONFIG, checkpoint, str(out_dir), data_root=toy_voc,
+                              cfg_options=dict(TINY_SEAM), progress=False, device='cpu',
+                              **kwargs)
+
+
+# ------------------------------------------------------------------------------ configs
+def test_seam_config_resolution(tmp_path):
+    cfg = load_step_config('configs/seam/seam_r18_toyvoc_15-1_step3.py', work_dir=str(tmp_path))
+    assert cfg.model.type == 'SEAMNet' and cfg.model.class_ids == [0, 18]
+    assert cfg.work_dir == osp.join(str(tmp_path), 'step3', 'seam')
+    assert [h['type'] for h in cfg.custom_hooks] == ['StepResultHook']
+    assert cfg.train_dataloader.dataset.step == 3
+    assert not any(t['type'] == 'LoadAnnotations' for t in cfg.train_dataloader.dataset.pipeline)
+    pack = cfg.train_dataloader.dataset.pipeline[-1]
+    assert pack['type'] == 'PackSegInputs' and 'img_labels' in pack['meta_keys']
+    assert cfg.val_dataloader.dataset.subset == 'train'
+    assert cfg.val_evaluator.type == 'IncrementalIoUMetric' and cfg.val_evaluator.step == 3
+    joint = load_step_config('configs/seam/seam_r50_voc_20-0.py', work_dir=str(tmp_path))
+    assert joint.model.class_ids == list(range(21))
+    assert joint.optim_wrapper.paramwise_cfg.custom_keys['pcm']['lr_mult'] == 10
+
+
+def test_weak_config_inserts_pseudo_labels_after_annotations(tmp_path):
+    cfg = load_step_config(WEAK_CONFIG.format(1), work_dir=str(tmp_path))
+    types = [t['type'] for t in cfg.train_dataloader.dataset.pipeline]
+    assert types[types.index('LoadAnnotations') + 1] == 'LoadPseudoLabel'
+    loader = cfg.train_dataloader.dataset.pipeline[types.index('LoadPseudoLabel')]
+    assert loader['classes'] == [16, 17, 18, 19, 20]
+    assert loader['pseudo_label_dir'] == osp.join(str(tmp_path), 'step1', 'pseudo_labels')
+    assert 'LoadPseudoLabel' not in str(cfg.val_dataloader.dataset.pipeline)
+    step0 = load_step_config(WEAK_CONFIG.format(0), work_dir=str(tmp_path))
+    assert 'LoadPseudoLabel' not in str(step0.train_dataloader.dataset.pipeline)
+    joint = load_step_config('configs/joint_seam/bisenet_r18_toyvoc_15-5.py',
+                             work_dir=str(tmp_path))
+    loader = [t for t in joint.train_dataloader.dataset.pipeline
+              if t['type'] == 'LoadPseudoLabel'][0]
+    assert loader['classes'] == list(range(21))
+    assert weak_step_hooks(WEAK_CONFIG.format(0)) and not weak_step_hooks(
+        'configs/mib/bisenet_r18_toyvoc_15-5_step0.py')
+
+
+# -------------------------------------------------------------------------- pseudo-labels
+def test_make_pseudo_labels_writes_skips_forces_and_evaluates(toy_voc, seam_checkpoint, tmp_path):
+    out_dir = tmp_path / 'step1' / 'pseudo_labels'
+    result = _make(toy_voc, seam_checkpoint, out_dir)
+    n = result['num_images']
+    assert n > 0 and result['written'] == n and result['skipped'] == 0
+    files = sorted(os.listdir(out_dir))
+    assert len(files) == n and all(f.endswith('.png') for f in files)  # no temp files left
+    for name in files:
+        with Image.open(out_dir / name) as img:
+            assert img.mode == 'P'
+            label = np.asarray(img)
+        with Image.open(osp.join(toy_voc, 'JPEGImages', name[:-4] + '.jpg')) as img:
+            assert label.shape == img.size[::-1]
+        assert set(np.unique(label).tolist()) <= {0, 16, 17, 18, 19, 20, IGNORE_INDEX}
+
+    stamps = {f: os.stat(out_dir / f).st_mtime_ns for f in files}
+    again = _make(toy_voc, seam_checkpoint, out_dir)
+    assert again['written'] == 0 and again['skipped'] == n
+    assert stamps == {f: os.stat(out_dir / f).st_mtime_ns for f in files}
+
+    forced = _make(toy_voc, seam_checkpoint, out_dir, force=True, evaluate=True)
+    assert forced['written'] == n
+    assert {'mIoU', 'aAcc', 'per_class', 'metrics_file'} <= set(forced)
+    assert set(forced['per_class']) == {'background', 'pottedplant', 'sheep', 'sofa', 'train',
+                                        'tvmonitor'}
+    assert 0 <= forced['mIoU'] <= 100
+    assert forced['metrics_file'] == osp.join(str(tmp_path), 'step1', 'pseudo_label_metrics.json')
+    with open(forced['metrics_file']) as f:
+        saved = json.load(f)
+    assert saved['mIoU'] == forced['mIoU'] and saved['classes'] == [0, 16, 17, 18, 19, 20]
+    # evaluating kept files works without re-running the model
+    assert _make(toy_voc, seam_checkpoint, out_dir, evaluate=True)['mIoU'] == forced['mIoU']
+
+
+def test_interrupted_write_leaves_no_file(toy_voc, seam_checkpoint, tmp_path, monkeypatch):
+    def broken_save(self, fp, *args, **kwargs):
+        fp.write(b'\x89PNG partial')
+        raise OSError('disk full')
+
+    monkeypatch.setattr(Image.Image, 'save', broken_save)
+    with pytest.raises(OSError, match='disk full'):
+        _make(toy_voc, seam_checkpoint, tmp_path / 'pl')
+    assert os.listdir(tmp_path / 'pl') == []
+
+
+def test_checkpoint_of_other_classes_is_a_clear_error(toy_voc, tmp_path):
+    # other classes (15-1 step 1: background + pottedplant), recorded in the checkpoint
+    ckpt = _save_seam(str(tmp_path / 'seam_15-1.pth'), toy_voc, **{'incremental.task': '15-1'})
+    with pytest.raises(ValueError, match=r'trained for class_ids \[0, 16\]') as e:
+        _make(toy_voc, ckpt, tmp_path / 'pl')
+    assert ckpt in str(e.value) and 'expects class_ids [0, 16, 17, 18, 19, 20]' in str(e.value)
+    # not recorded: the classifier shape tells
+    ckpt = _save_seam(str(tmp_path / 'seam_old.pth'), toy_voc, with_class_ids=False,
+                      **{'incremental.task': '15-1'})
+    with pytest.raises(ValueError, match=r'classifier for 2 classes') as e:
+        _make(toy_voc, ckpt, tmp_path / 'pl')
+    assert ckpt in str(e.value) and '[0, 16, 17, 18, 19, 20]' in str(e.value)
+    # same class count, other classes (15-1 step 2 weights for a 15-1 step 1 SEAM)
+    ckpt = _save_seam(str(tmp_path / 'seam_step2.pth'), toy_voc,
+                      **{'incremental.task': '15-1', 'incremental.step': 2})
+    with pytest.raises(ValueError, match=r'trained for class_ids \[0, 17\]') as e:
+        make_pseudo_labels(SEAM_CONFIG, ckpt, str(tmp_path / 'pl'), data_root=toy_voc,
+                           cfg_options=dict(TINY_SEAM, **{'incremental.task': '15-1'}),
+                           progress=False, device='cpu')
+    assert ckpt in str(e.value) and '[0, 16]' in str(e.value)
+    with pytest.raises(FileNotFoundError, match='does not exist'):
+        _make(toy_voc, str(tmp_path / 'none.pth'), tmp_path / 'pl')
+    with pytest.raises(ValueError, match='not a SEAM config'):
+        make_pseudo_labels(WEAK_CONFIG.format(1), ckpt, str(tmp_path / 'pl'), data_root=toy_voc)
+
+
+def test_visualize_cams(toy_voc, seam_checkpoint, tmp_path):
+    files = visualize_cams(SEAM_CONFIG, seam_checkpoint, str(tmp_path), num_images=2,
+                           data_root=toy_voc, cfg_options=dict(TINY_SEAM), device='cpu')
+    assert len(files) == 2
+    with Image.open(files[0]) as img:
+        assert img.size[0] > 3 * img.size[1]  # image | CAM(s) | pseudo-label | true mask
+    with pytest.raises(ValueError, match='not training images'):
+        visualize_cams(SEAM_CONFIG, seam_checkpoint, str(tmp_path), names=['nope'],
+                       data_root=toy_voc, cfg_options=dict(TINY_SEAM), device='cpu')
+
+
+# ----------------------------------------------------------------------------- end to end
+@pytest.mark.slow
+def test_weak_run_end_to_end(toy_voc, tmp_path):
+    """SEAM (1 epoch) -> pseudo-labels -> MiB step 1 trained on them, by the run chain."""
+    work = str(tmp_path / 'run')
+    seam_options = dict(TINY_SEAM, **{'train_cfg.max_epochs': 1})
+    options = dict(NO_WORKERS, **{'train_cfg.max_epochs': 1,
+                                  'incremental.seam.cfg_options': seam_options})
+    config = WEAK_CONFIG.format(0)
+    summary = run_incremental(config, work, data_root=toy_voc, cfg_options=options,
+                              step_hooks=weak_step_hooks(config, toy_voc, options))
+    assert [s['step'] for s in summary['steps']] == [0, 1]
+    assert summary['labels'] == 'seam'
+    step1 = osp.join(work, 'step1')
+    assert osp.isfile(osp.join(step1, 'seam', 'step_result.json'))
+    labels = os.listdir(osp.join(step1, 'pseudo_labels'))
+    assert labels and all(f.endswith('.png') for f in labels)
+    assert osp.isfile(osp.join(step1, 'pseudo_label_metrics.json'))
+    assert not osp.exists(osp.join(work, 'step0', 'seam'))  # step 0 trains on true masks
+    dumped = Config.fromfile(osp.join(step1, osp.basename(config)))
+    assert 'LoadPseudoLabel' in str(dumped.train_dataloader.dataset.pipeline)

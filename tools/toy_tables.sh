@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Reproduces the toy-data tables of docs/results.md (seed's Tables 1 and 2 on the synthetic VOC).
+# Usage: bash tools/toy_tables.sh [table1|table2|all]   (CPU; ~1-2 h on 2 cores)
+# Two chains run in parallel with one thread each (2 cores); logs go to work_dirs/toy/*.log.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+D=${DATA:-data/toyvoc}
+W=${WORK:-work_dirs/toy}
+WHAT=${1:-all}
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+mkdir -p "$W"
+[ -f "$D/toy_voc.json" ] || $PY tools/make_toy_voc.py --out "$D" --seed 0 > /dev/null
+
+run() { $PY tools/run_incremental.py "$@" --data-root "$D"; }
+
+if [ "$WHAT" = table2 ] || [ "$WHAT" = all ]; then
+  # Step 0 (classes 0-15) is the same for FT, LwF, ILT, MiB and for 15-5 / 15-1: train it once.
+  run configs/ft/bisenet_r18_toyvoc_15-5_step0.py --work-dir "$W/base" --steps 0 > "$W/base.log" 2>&1
+  (
+    for m in ft mib lwf ilt; do
+      run configs/$m/bisenet_r18_toyvoc_15-5_step0.py --work-dir "$W/${m}_15-5" --step0 "$W/base/step0"
+    done
+    run configs/joint/bisenet_r18_toyvoc_15-5.py --work-dir "$W/joint_15-5"
+  ) > "$W/chain_15-5.log" 2>&1 &
+  (
+    for m in ft mib lwf ilt; do
+      run configs/$m/bisenet_r18_toyvoc_15-1_step0.py --work-dir "$W/${m}_15-1" --step0 "$W/base/step0"
+    done
+  ) > "$W/chain_15-1.log" 2>&1 &
+  wait
+  # Joint's model has all classes: the same run gives the 15-1 columns (base 0-15, novel 16-20).
+  $PY tools/summarize_results.py $W/{ft,lwf,ilt,mib,joint}_15-5 --names FT LwF ILT MiB Joint \
+    --md "$W/table2_15-5.md" --png "$W/table2_15-5.png"
+  $PY tools/summarize_results.py $W/{ft,lwf,ilt,mib}_15-1 $W/joint_15-5 --names FT LwF ILT MiB Joint \
+    --md "$W/table2_15-1.md" --png "$W/table2_15-1.png"
+fi
+
+if [ "$WHAT" = table1 ] || [ "$WHAT" = all ]; then
+  # Seed's Table 1 on toy data: BiSeNet R18 / R50 / R101 joint, two lr / batch settings.
+  for r in r18 r50 r101; do
+    for lb in "0.01 8" "0.02 16"; do
+      set -- $lb
+      run configs/joint/bisenet_${r}_toyvoc_20-0.py --work-dir "$W/table1_${r}_lr$1_bs$2" \
+        --cfg-options optim_wrapper.optimizer.lr=$1 train_dataloader.batch_size=$2 \
+        > "$W/table1_${r}_lr$1_bs$2.log" 2>&1
+    done
+  done
+fi
