@@ -2,4 +2,5 @@
 # from image-level labels (incremental.seam names the SEAM config of each step; {step} is replaced).
 # tools/run_incremental.py trains the SEAM of every step > 0 and makes its pseudo-labels first.
 _base_ = ['../ft/bisenet_r18_toyvoc_15-5_step0.py']
-incremental = dict(labels='seam', seam=dict(config='configs/seam/seam_r18_toyvoc_15-5_step{step}.py'))
+incremental = dict(
+    labels='seam', seam=dict(config='configs/seam/seam_r18_toyvoc_15-5_step{step}.py'))

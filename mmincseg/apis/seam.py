@@ -85,12 +85,16 @@ def build_seam_model(cfg: Config, checkpoint: str, device: Optional[str] = None)
     state = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state.items()}
     check_seam_checkpoint(state, model, checkpoint, cfg)
     state.setdefault('_extra_state', model.get_extra_state())  # checkpoints of older versions
-    result = model.load_state_dict(state, strict=False)
+    fix = 'Use the checkpoint trained with this config (same backbone).'
+    try:
+        result = model.load_state_dict(state, strict=False)
+    except RuntimeError as e:  # tensor shape mismatches
+        raise ValueError(f'SEAM checkpoint {checkpoint} does not fit the model of '
+                         f'{cfg.filename}: {e}. {fix}') from e
     if result.missing_keys or result.unexpected_keys:
         raise ValueError(f'SEAM checkpoint {checkpoint} does not fit the model of '
                          f'{cfg.filename}: missing keys {result.missing_keys[:5]}, unexpected keys '
-                         f'{result.unexpected_keys[:5]}. Use the checkpoint trained with this '
-                         'config (same backbone).')
+                         f'{result.unexpected_keys[:5]}. {fix}')
     device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
     return model.to(device).eval()
 
@@ -233,7 +237,7 @@ def make_pseudo_labels(seam_config: Union[str, Config],
             skipped += 1
             label = read_label_png(path) if evaluate else None
         else:
-            sample = _predict(model, dataset[index])
+            sample = _predict(model, dataset.prepare_data(index))
             label = sample.pred_sem_seg.data[0].cpu().numpy().astype(np.uint8)
             write_label_png(path, label)
             written += 1
@@ -460,7 +464,7 @@ def visualize_cams(seam_config: Union[str, Config],
     written = []
     for index in indices:
         info = dataset.get_data_info(index)
-        data = model.data_preprocessor(pseudo_collate([dataset[index]]), False)
+        data = model.data_preprocessor(pseudo_collate([dataset.prepare_data(index)]), False)
         labels = data['data_samples'][0].metainfo['img_labels']
         with torch.no_grad():
             cams = infer_cams(model, data['inputs'][0], scales=test_cfg['scales'],

@@ -2,6 +2,8 @@
 import json
 import os
 import os.path as osp
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -148,10 +150,30 @@ def test_checkpoint_of_other_classes_is_a_clear_error(toy_voc, tmp_path):
                            cfg_options=dict(TINY_SEAM, **{'incremental.task': '15-1'}),
                            progress=False, device='cpu')
     assert ckpt in str(e.value) and '[0, 16]' in str(e.value)
+    # right classes, other backbone width
+    ckpt = _save_seam(str(tmp_path / 'seam_wide.pth'), toy_voc,
+                      **{'model.backbone.base_channels': 32})
+    with pytest.raises(ValueError, match='does not fit the model') as e:
+        _make(toy_voc, ckpt, tmp_path / 'pl')
+    assert ckpt in str(e.value)
     with pytest.raises(FileNotFoundError, match='does not exist'):
         _make(toy_voc, str(tmp_path / 'none.pth'), tmp_path / 'pl')
     with pytest.raises(ValueError, match='not a SEAM config'):
         make_pseudo_labels(WEAK_CONFIG.format(1), ckpt, str(tmp_path / 'pl'), data_root=toy_voc)
+
+
+def test_make_pseudo_labels_cli(toy_voc, seam_checkpoint, tmp_path, repo_root):
+    options = ['model.backbone.base_channels=16', 'model.backbone.stem_channels=16',
+               'model.test_cfg.scales=(1.0,)', 'model.test_cfg.flip=False']
+    cmd = [sys.executable, osp.join(repo_root, 'tools', 'make_pseudo_labels.py'), SEAM_CONFIG,
+           seam_checkpoint, '--out', str(tmp_path / 'pl'), '--eval', '--data-root', toy_voc,
+           '--device', 'cpu', '--cfg-options', *options]
+    proc = subprocess.run(cmd, cwd=repo_root, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert os.listdir(tmp_path / 'pl') and (tmp_path / 'pseudo_label_metrics.json').is_file()
+    proc = subprocess.run(cmd[:3] + [str(tmp_path / 'none.pth')] + cmd[4:], cwd=repo_root,
+                          capture_output=True, text=True)
+    assert proc.returncode != 0 and 'error: SEAM checkpoint' in proc.stderr
 
 
 def test_visualize_cams(toy_voc, seam_checkpoint, tmp_path):

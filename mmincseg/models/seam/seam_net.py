@@ -147,9 +147,9 @@ class SEAMNet(BaseModel):
         """Refuse weights trained for other classes (same channel count, other class ids)."""
         saved = state.get('class_ids') if isinstance(state, dict) else None
         if saved is not None and [int(c) for c in saved] != self.class_ids:
-            raise ValueError(f'SEAMNet weights were trained for class_ids {list(saved)}, this model '
-                             f'has class_ids {self.class_ids}; use the SEAM checkpoint of the same '
-                             'split and step')
+            raise ValueError(f'SEAMNet weights were trained for class_ids {list(saved)}, this '
+                             f'model has class_ids {self.class_ids}; use the SEAM checkpoint of '
+                             'the same split and step')
 
     @staticmethod
     def _check_class_ids(class_ids: Sequence[int]) -> List[int]:
