@@ -1,7 +1,9 @@
-# CPU-sized schedule for the synthetic toy VOC (same optimiser and poly decay as the seed).
+# CPU-sized schedule for the synthetic toy VOC: the seed's optimiser (SGD, momentum 0.9,
+# Nesterov, poly decay) with a higher step-0 lr, since the toy models start from scratch (no
+# ImageNet weights can be downloaded here). Steps > 0 use lr x incremental.lr_factor (0.1).
 _base_ = ['./voc_30e.py']
-max_epochs = 12
-optim_wrapper = dict(optimizer=dict(lr=0.01))
+max_epochs = 30
+optim_wrapper = dict(optimizer=dict(lr=0.05))
 param_scheduler = [
     dict(type='PolyLR', eta_min=0.0, power=0.9, begin=0, end=max_epochs, by_epoch=True,
          convert_to_iter_based=True)
