@@ -38,6 +38,23 @@ if [ "$WHAT" = table2 ] || [ "$WHAT" = all ]; then
     --md "$W/table2_15-1.md" --png "$W/table2_15-1.png"
 fi
 
+if [ "$WHAT" = table3 ] || [ "$WHAT" = all ]; then
+  # Seed's Table 3 on toy data (15-5): step 0 on true masks (shared), step 1 on SEAM pseudo-labels.
+  # FT-S reuses MiB-S's SEAM and pseudo-labels (same step, same images), so SEAM trains once.
+  [ -f "$W/base/step0/step_result.json" ] || \
+    run configs/ft/bisenet_r18_toyvoc_15-5_step0.py --work-dir "$W/base" --steps 0 > "$W/base.log" 2>&1
+  run configs/mib_seam/bisenet_r18_toyvoc_15-5_step0.py --work-dir "$W/mib_seam_15-5" \
+    --step0 "$W/base/step0" > "$W/mib_seam_15-5.log" 2>&1
+  mkdir -p "$W/ft_seam_15-5/step1"
+  for d in seam pseudo_labels pseudo_label_metrics.json; do
+    [ -e "$W/ft_seam_15-5/step1/$d" ] || cp -r "$W/mib_seam_15-5/step1/$d" "$W/ft_seam_15-5/step1/"
+  done
+  run configs/ft_seam/bisenet_r18_toyvoc_15-5_step0.py --work-dir "$W/ft_seam_15-5" \
+    --step0 "$W/base/step0" > "$W/ft_seam_15-5.log" 2>&1
+  $PY tools/summarize_results.py $W/{ft_seam,ft,mib_seam,mib}_15-5 $W/joint_15-5 \
+    --names FT-S FT MiB-S MiB Joint --md "$W/table3_15-5.md" --png "$W/table3_15-5.png"
+fi
+
 if [ "$WHAT" = table1 ] || [ "$WHAT" = all ]; then
   # Seed's Table 1 on toy data: BiSeNet R18 / R50 / R101 joint, two lr / batch settings.
   for r in r18 r50 r101; do

@@ -20,4 +20,5 @@ default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', by_epoch=True, interval=10, max_keep_ckpts=2,
                     save_last=True),
     sampler_seed=dict(type='DistSamplerSeedHook'),
-    visualization=dict(type='SegVisualizationHook'))
+    # prediction overlays of every 50th val image (work_dir/<time>/vis_data/vis_image)
+    visualization=dict(type='SegVisualizationHook', draw=True, interval=50))
