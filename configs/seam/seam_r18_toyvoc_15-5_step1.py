@@ -2,11 +2,11 @@
 # a short schedule; the rest (losses, PCM, inference) as seam_r50_voc_15-5_step1.py.
 _base_ = ['./seam_r50_voc_15-5_step1.py']
 data_root = 'data/toyvoc'
-crop_size = (128, 128)
+crop_size = (96, 96)
 model = dict(backbone=dict(depth=18, init_cfg=None))
 train_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='RandomResize', scale=(128, 128), ratio_range=(0.75, 1.5), keep_ratio=True),
+    dict(type='RandomResize', scale=(128, 96), ratio_range=(0.75, 1.5), keep_ratio=True),
     dict(type='RandomCrop', crop_size=crop_size),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PhotoMetricDistortion'),
@@ -17,7 +17,7 @@ train_dataloader = dict(
 val_dataloader = dict(num_workers=2, dataset=dict(data_root=data_root))
 test_dataloader = val_dataloader
 
-max_epochs = 10
+max_epochs = 6
 optim_wrapper = dict(optimizer=dict(lr=0.01, momentum=0.9))  # no pretrained weights: momentum
 param_scheduler = [
     dict(type='PolyLR', eta_min=0.0, power=0.9, begin=0, end=max_epochs, by_epoch=True,
