@@ -37,7 +37,8 @@ def main() -> None:
         hooks = weak_step_hooks(args.config, args.data_root, args.cfg_options)
         summary = run_incremental(args.config, args.work_dir, data_root=args.data_root,
                                   steps=args.steps, cfg_options=args.cfg_options,
-                                  resume=args.resume, step_hooks=hooks)
+                                  resume=args.resume, step0=args.step0,
+                                  step_hooks=hooks)
     except (ValueError, FileNotFoundError, FileExistsError) as e:
         sys.exit(f'error: {e}')
     print(f"\n{summary['method']} {summary['task']} ({summary['setting']}, {summary['labels']})")

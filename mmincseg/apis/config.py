@@ -7,6 +7,7 @@ from typing import Any, Dict, List, Optional
 from mmengine.config import Config, ConfigDict
 
 from .. import tasks
+from ..models.decode_heads.incremental_classifier import check_head_config
 
 METHODS: Dict[str, Dict[str, Any]] = {
     # decode/aux loss, distillation and their default weights (REFERENCES.md: MiB paper/code).
@@ -111,6 +112,30 @@ def _dataset_cfgs(cfg: Config) -> List[ConfigDict]:
     return found
 
 
+def _head_cfgs(model: dict, source: str) -> List[dict]:
+    """The decode and auxiliary head configs of a model, each checked for incremental use.
+
+    Raises:
+        ValueError: a head cannot be made incremental (cascade, binary, not a decode head);
+            names the config key, the head type and what is supported.
+    """
+    found = []
+    for key in ('decode_head', 'auxiliary_head'):
+        value = model.get(key)
+        if value is None:
+            continue
+        many = isinstance(value, (list, tuple))
+        for i, head in enumerate(value if many else [value]):
+            where = f'model.{key}[{i}]' if many else f'model.{key}'
+            try:
+                check_head_config(head)
+            except TypeError as e:
+                raise ValueError(f'{source}: {where} cannot learn classes incrementally: {e}. '
+                                 'Replace or remove that head.') from None
+            found.append(head)
+    return found
+
+
 def _set_head_loss(head: dict, method: dict, n_old: int) -> None:
     loss = head.get('loss_decode')
     if not isinstance(loss, dict):
@@ -151,16 +176,13 @@ def resolve_incremental_config(cfg: Config) -> Config:
 
     # Model: incremental segmentor, every head's classifier and loss.
     model = cfg.model
+    heads = _head_cfgs(model, getattr(cfg, 'filename', None) or 'config')
     if model.get('type') in ('EncoderDecoder', 'IncrementalEncoderDecoder'):
         model['type'] = 'IncrementalEncoderDecoder'
     else:
         raise ValueError(f"model.type {model.get('type')!r} is not supported; mmincseg builds "
                          "class-incremental models from mmseg's 'EncoderDecoder'")
     model['classes_per_step'] = classes_per_step
-    heads = [model.decode_head]
-    aux = model.get('auxiliary_head')
-    if aux is not None:
-        heads += list(aux) if isinstance(aux, (list, tuple)) else [aux]
     for head in heads:
         head['num_classes'] = total
         head.pop('out_channels', None)
@@ -204,9 +226,11 @@ def resolve_incremental_config(cfg: Config) -> Config:
         optimizer = cfg.get('optim_wrapper', {}).get('optimizer')
         if optimizer is not None and 'lr' in optimizer:
             optimizer['lr'] = optimizer['lr'] * lr_factor
+    _sync_buffers(hooks)
     cfg.custom_hooks = hooks
     if inc['labels'] == 'seam' and (incremental_step or inc['method'] == 'joint'):
         _add_pseudo_labels(cfg, inc, root, tasks.classes_of_step(data_task, data_step))
+    _resumable_train_loop(cfg)
     if not _cuda_available():
         cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})['backend'] = 'gloo'
     cfg.incremental = inc
@@ -237,7 +261,9 @@ def _resolve_seam_config(cfg: Config, inc: dict) -> Config:
     hooks.append(dict(type='StepResultHook', info=dict(
         task=inc['task'], step=inc['step'], setting=inc['setting'], method='seam', labels='image',
         classes=cfg.model['class_ids'][1:])))
+    _sync_buffers(hooks)
     cfg.custom_hooks = hooks
+    _resumable_train_loop(cfg)
     if not _cuda_available():
         cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})['backend'] = 'gloo'
     cfg.incremental = inc
@@ -260,6 +286,29 @@ def _add_pseudo_labels(cfg: Config, inc: dict, root: str, classes: List[int]) ->
         if t.get('type') == 'LoadAnnotations':
             out.append(dict(type='LoadPseudoLabel', pseudo_label_dir=pseudo_dir, classes=classes))
     ds.pipeline = out
+
+
+def _sync_buffers(hooks: List[dict]) -> None:
+    """Average BatchNorm statistics over processes before validation and epoch checkpoints.
+
+    Plain BN (``broadcast_buffers=False``) leaves every process with its own running statistics:
+    without this the multi-process validation would mix models and differ from a single-process
+    test of the saved checkpoint. MMEngine's ``SyncBuffersHook`` is a no-op in one process.
+    """
+    if not any(h.get('type') == 'SyncBuffersHook' for h in hooks):
+        hooks.append(dict(type='SyncBuffersHook'))
+
+
+def _resumable_train_loop(cfg: Config) -> None:
+    """Train with ``ResumableEpochBasedTrainLoop``: exact ``--resume`` (engine/loops.py)."""
+    train_cfg = cfg.get('train_cfg')
+    if not isinstance(train_cfg, dict):
+        return
+    if 'type' not in train_cfg and train_cfg.get('by_epoch'):  # MMEngine's short form
+        train_cfg.pop('by_epoch')
+        train_cfg['type'] = 'EpochBasedTrainLoop'
+    if train_cfg.get('type') in ('EpochBasedTrainLoop', 'mmengine.EpochBasedTrainLoop'):
+        train_cfg['type'] = 'ResumableEpochBasedTrainLoop'
 
 
 def _cuda_available() -> bool:

@@ -2,7 +2,6 @@
 import json
 import os
 import os.path as osp
-import shutil
 from typing import Callable, Dict, List, Optional, Sequence
 
 from mmengine.logging import print_log
@@ -100,9 +99,13 @@ def link_step0(source: str, target: str, classes: Sequence[int]) -> None:
                          f'{list(classes)}; use a step 0 of the same classes')
     ckpt = osp.abspath(find_last_checkpoint(source))
     os.makedirs(target, exist_ok=True)
-    shutil.copy(osp.join(source, RESULT_FILE), osp.join(target, RESULT_FILE))
+    # the checkpoint record first, the result (which marks the step finished) last, both atomic:
+    # a run killed in between never sees a "finished" step 0 without its checkpoint
     with atomic_write(osp.join(target, 'last_checkpoint')) as f:
         f.write(ckpt)
+    with open(osp.join(source, RESULT_FILE)) as src, \
+            atomic_write(osp.join(target, RESULT_FILE)) as f:
+        f.write(src.read())
     print_log(f'step 0: reusing {source} ({ckpt})', logger='current')
 
 

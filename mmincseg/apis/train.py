@@ -1,11 +1,12 @@
 """Train / test one incremental step (what tools/train.py and tools/test.py call)."""
+import contextlib
 import json
 import logging
 import os
 import os.path as osp
 import re
 import time
-from typing import Optional, Sequence
+from typing import Iterator, Optional, Sequence
 
 from mmengine.config import Config
 from mmengine.logging import print_log
@@ -41,16 +42,34 @@ def load_step_config(config: str,
 
 
 def _enable_amp(cfg: Config) -> None:
+    """``--amp``: MMEngine's AmpOptimWrapper (fp16, dynamic loss scale) on GPU; bf16 autocast
+    with ``CPUAmpOptimWrapper`` without one (MMEngine's wrapper refuses to run on CPU)."""
     if cfg.optim_wrapper.get('type', 'OptimWrapper') == 'OptimWrapper':
-        cfg.optim_wrapper.type = 'AmpOptimWrapper'
-        cfg.optim_wrapper.loss_scale = 'dynamic'
-        try:
-            import torch
-            if not torch.cuda.is_available():
-                cfg.optim_wrapper.dtype = 'bfloat16'  # fp16 autocast is GPU-only
-                cfg.optim_wrapper.loss_scale = 1.0  # no scaler needed for bf16
-        except ImportError:
-            pass
+        import torch
+        if torch.cuda.is_available():
+            cfg.optim_wrapper.type = 'AmpOptimWrapper'
+            cfg.optim_wrapper.loss_scale = 'dynamic'
+        else:
+            cfg.optim_wrapper.type = 'CPUAmpOptimWrapper'
+            cfg.optim_wrapper.dtype = 'bfloat16'
+
+
+@contextlib.contextmanager
+def clear_errors() -> Iterator[None]:
+    """Re-raise a data-loader worker's error with its own message only.
+
+    PyTorch re-raises an error of a worker process as the same type whose message is the
+    worker's whole traceback ("Caught ValueError in DataLoader worker process 0. Original
+    Traceback ..."); our errors already name the file and the fix, so the last line is kept.
+    """
+    try:
+        yield
+    except (ValueError, FileNotFoundError) as e:
+        text = str(e)
+        marker = f'\n{type(e).__name__}: '
+        if 'DataLoader worker process' not in text or marker not in text:
+            raise
+        raise type(e)(text.rsplit(marker, 1)[1].strip()) from e
 
 
 def step_is_finished(step_dir: str) -> bool:
@@ -75,13 +94,49 @@ def protect_step_dir(step_dir: str, resume: bool, force: bool) -> None:
         return
     if force:
         backup = f'{step_dir}.old-{time.strftime("%Y%m%d_%H%M%S")}'
-        os.replace(step_dir, backup)
+        n = 1
+        while osp.exists(backup):  # two --force runs within a second: never replace a backup
+            backup = f'{step_dir}.old-{time.strftime("%Y%m%d_%H%M%S")}-{n}'
+            n += 1
+        os.rename(step_dir, backup)
         print_log(f'--force: moved the previous {step_dir} to {backup}', logger='current')
         return
     state = 'finished' if step_is_finished(step_dir) else 'interrupted (has checkpoints)'
     raise FileExistsError(f'{step_dir} holds a {state} step. Use --resume to continue it, '
                           '--force to retrain (the old directory is moved aside), or another '
                           '--work-dir.')
+
+
+def resume_checkpoint(step_dir: str) -> Optional[str]:
+    """The checkpoint ``--resume`` continues an interrupted step from.
+
+    The one MMEngine's ``last_checkpoint`` record names; when that record is empty or names a
+    missing file (a run killed while writing it), the newest ``*.pth`` of ``step_dir`` that
+    loads (a checkpoint cut short by the kill is skipped). None when there is none.
+    """
+    record = osp.join(step_dir, 'last_checkpoint')
+    if osp.isfile(record):
+        with open(record) as f:
+            named = f.read().strip()
+        if named and not osp.isfile(named):
+            named = osp.join(step_dir, osp.basename(named))
+        if named and osp.isfile(named):
+            return named
+    import glob
+
+    import torch
+    for candidate in sorted(glob.glob(osp.join(step_dir, '*.pth')), key=osp.getmtime,
+                            reverse=True):
+        try:
+            torch.load(candidate, map_location='cpu', weights_only=False)
+        except Exception:  # truncated by the kill: try the previous one
+            print_log(f'--resume: skipping {candidate}, which does not load', logger='current',
+                      level=logging.WARNING)
+            continue
+        print_log(f'--resume: {record} is missing or broken; continuing from {candidate}',
+                  logger='current', level=logging.WARNING)
+        return candidate
+    return None
 
 
 def train_step(config: str,
@@ -98,11 +153,16 @@ def train_step(config: str,
     cfg.resume = resume
     if amp:
         _enable_amp(cfg)
-    if int(os.environ.get('RANK', '0')) == 0:
+    if int(os.environ.get('RANK', '0')) == 0 or not force:
+        # every process refuses alike; only the first one moves a directory aside (--force)
         protect_step_dir(cfg.work_dir, resume, force)
+    if resume and cfg.get('load_from') is None and osp.isdir(cfg.work_dir):
+        # MMEngine resumes from load_from when it is set (else from last_checkpoint as written)
+        cfg.load_from = resume_checkpoint(cfg.work_dir)
     from mmseg.registry import RUNNERS
     runner = RUNNERS.build(cfg)
-    runner.train()
+    with clear_errors():
+        runner.train()
     result_file = osp.join(cfg.work_dir, RESULT_FILE)
     if osp.isfile(result_file):
         with open(result_file) as f:
@@ -164,4 +224,5 @@ def test_step(config: str,
         cfg.visualizer['save_dir'] = show_dir
     from mmseg.registry import RUNNERS
     runner = RUNNERS.build(cfg)
-    return runner.test()
+    with clear_errors():
+        return runner.test()

@@ -91,6 +91,30 @@ def scan_mask_classes(seg_paths: List[str], cache_dir: Optional[str] = None) -> 
     return result
 
 
+def check_images_exist(img_paths: List[str], ann_file: str) -> None:
+    """Fail before training when images listed in the split file are missing.
+
+    Raises:
+        FileNotFoundError: naming the first missing images and how to fix it.
+    """
+    missing = [p for p in img_paths if not osp.isfile(p)]
+    if missing:
+        raise FileNotFoundError(
+            f'{len(missing)} image(s) listed in {ann_file} do not exist, e.g. {missing[:3]}; '
+            'check --data-root and data_prefix.img_path, or remove their names from the split '
+            'list.')
+
+
+def _raised_by_mmincseg(error: BaseException) -> bool:
+    """Whether ``error`` was raised by mmincseg code (whose messages already name the file)."""
+    tb = error.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return str(tb.tb_frame.f_globals.get('__name__', '')).startswith('mmincseg.')
+
+
 def select_step_images(image_classes: List[List[int]], task: str, step: int,
                        setting: str) -> List[int]:
     """Indices of the training images of ``step``.
@@ -174,6 +198,7 @@ class IncrementalVOCDataset(PascalVOCDataset):
                 f'split list {self.ann_file} does not exist. Point --data-root at a VOC2012 '
                 'folder (VOCdevkit/VOC2012 layout) or make the toy one with tools/make_toy_voc.py')
         data_list = super().load_data_list()
+        check_images_exist([d['img_path'] for d in data_list], self.ann_file)
         image_classes = scan_mask_classes([d['seg_map_path'] for d in data_list], self.cache_dir)
         labels_path = osp.join(self.data_root or '', self.image_labels_file or '')
         file_labels = read_image_labels(labels_path) if (
@@ -206,3 +231,26 @@ class IncrementalVOCDataset(PascalVOCDataset):
             info['img_labels'] = sorted(c for c in present if c in label_space and c != 0)
             selected.append(info)
         return selected
+
+    def prepare_data(self, idx: int):
+        """Run the pipeline on sample ``idx``; a failure names the sample's files and the fix.
+
+        Decoding errors of a corrupt or truncated image (mmcv reports ``failed to load image``)
+        or mask surface as one ``ValueError`` (``FileNotFoundError`` for a file that vanished)
+        naming the image, its mask and the split list, instead of an assertion deep inside a
+        data-loader worker. Errors raised by mmincseg's own transforms already say this and pass
+        unchanged.
+        """
+        try:
+            return super().prepare_data(idx)
+        except Exception as e:
+            if _raised_by_mmincseg(e):
+                raise
+            info = self.get_data_info(idx)
+            name = osp.splitext(osp.basename(info['img_path']))[0]
+            error = FileNotFoundError if isinstance(e, FileNotFoundError) else ValueError
+            raise error(
+                f"cannot load sample '{name}' of {self.ann_file} (image {info['img_path']}, "
+                f"mask {info.get('seg_map_path')}): {type(e).__name__}: {e}. If a file is "
+                f"corrupt or truncated, re-extract it (the toy VOC: re-run "
+                f"tools/make_toy_voc.py) or remove '{name}' from the split list.") from e

@@ -1,4 +1,7 @@
 from .hooks import IncrementalStepHook
+from .loops import ResumableEpochBasedTrainLoop
+from .optim_wrapper import CPUAmpOptimWrapper
 from .runner import IncrementalRunner
 
-__all__ = ['IncrementalStepHook', 'IncrementalRunner']
+__all__ = ['IncrementalStepHook', 'IncrementalRunner', 'ResumableEpochBasedTrainLoop',
+           'CPUAmpOptimWrapper']

@@ -1,5 +1,8 @@
 """Runner that resolves the ``incremental`` block before MMEngine builds anything."""
+import torch
+import torch.distributed as torch_dist
 from mmengine.config import Config
+from mmengine.model import MMDistributedDataParallel, is_model_wrapper, revert_sync_batchnorm
 from mmengine.runner import Runner
 from mmseg.registry import RUNNERS
 
@@ -13,9 +16,45 @@ class IncrementalRunner(Runner):
     ``from_cfg`` derives model, datasets, metric, hook, lr and work_dir from the config's
     ``incremental`` block, so mmseg's own ``tools/train.py`` (with
     ``custom_imports=dict(imports=['mmincseg'])``) trains a step as well as ours.
+
+    Without CUDA, multi-process runs (``--launcher pytorch``, i.e. ``tools/dist_train.sh``) use
+    the gloo backend on CPU: MMEngine 0.10's ``init_dist`` and ``wrap_model`` assume one GPU per
+    process (``torch.cuda.set_device``, ``device_ids=[LOCAL_RANK]``), so this runner creates the
+    process group and the DDP wrapper itself in that case.
     """
 
     @classmethod
     def from_cfg(cls, cfg: Config) -> 'Runner':
         """Resolve ``cfg.incremental`` and build the runner."""
         return super().from_cfg(resolve_incremental_config(cfg))
+
+    def setup_env(self, env_cfg: dict) -> None:
+        """MMEngine's set-up; on a CPU-only machine the process group is created with gloo."""
+        if self.distributed and not torch_dist.is_initialized() and \
+                not torch.cuda.is_available():
+            if self.launcher != 'pytorch':
+                raise ValueError(
+                    f"--launcher {self.launcher} needs CUDA; on CPU, start the processes with "
+                    'torchrun: tools/dist_train.sh CONFIG NUM_PROCS (--launcher pytorch)')
+            timeout = (env_cfg.get('dist_cfg') or {}).get('timeout')
+            kwargs = {}
+            if timeout is not None:
+                from datetime import timedelta
+                kwargs['timeout'] = timedelta(seconds=timeout)
+            torch_dist.init_process_group(backend='gloo', **kwargs)
+        super().setup_env(env_cfg)
+
+    def wrap_model(self, model_wrapper_cfg, model):
+        """MMEngine's wrapping; on CPU, DDP without ``device_ids`` (gloo) and plain BatchNorm."""
+        if not self.distributed or torch.cuda.is_available() or is_model_wrapper(model) or \
+                model_wrapper_cfg is not None:
+            return super().wrap_model(model_wrapper_cfg, model)
+        if self.cfg.get('sync_bn'):
+            self.logger.warning('sync_bn is ignored on CPU (SyncBatchNorm needs CUDA); '
+                                'BatchNorm statistics stay per process')
+        model = revert_sync_batchnorm(model)
+        return MMDistributedDataParallel(
+            module=model,
+            device_ids=None,
+            broadcast_buffers=False,
+            find_unused_parameters=self.cfg.get('find_unused_parameters', False))

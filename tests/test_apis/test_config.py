@@ -28,7 +28,7 @@ def test_mib_step1_derives_everything():
     hook = [h for h in cfg.custom_hooks if h.type == 'IncrementalStepHook'][0]
     assert hook.prev_checkpoint == osp.join('work_dirs/x', 'step0') and hook.init_novel
     assert cfg.work_dir == osp.join('work_dirs/x', 'step1')
-    assert cfg.optim_wrapper.optimizer.lr == pytest.approx(0.001)  # step-0 lr x 0.1
+    assert cfg.optim_wrapper.optimizer.lr == pytest.approx(0.005)  # step-0 lr x 0.1
 
 
 @pytest.mark.parametrize('method,kd,feat', [('ft', None, None), ('lwf', 'LwFKDLoss', None),
@@ -44,7 +44,7 @@ def test_step0_has_no_teacher_and_full_lr():
     cfg = resolved(step=0)
     assert cfg.model.classes_per_step == [16] and cfg.model.distill_loss is None
     assert not [h for h in cfg.custom_hooks if h.type == 'IncrementalStepHook']
-    assert cfg.optim_wrapper.optimizer.lr == pytest.approx(0.01)
+    assert cfg.optim_wrapper.optimizer.lr == pytest.approx(0.05)
 
 
 def test_joint_trains_all_classes_and_reports_split_columns():
@@ -57,7 +57,7 @@ def test_joint_trains_all_classes_and_reports_split_columns():
 def test_overrides_and_idempotence():
     cfg = resolved(**{'incremental.kd_weight': 100, 'incremental.lr_factor': 1.0})
     assert cfg.model.distill_loss.loss_weight == 100
-    assert cfg.optim_wrapper.optimizer.lr == pytest.approx(0.01)
+    assert cfg.optim_wrapper.optimizer.lr == pytest.approx(0.05)
     assert resolve_incremental_config(cfg).work_dir == cfg.work_dir  # no step1/step1
 
 

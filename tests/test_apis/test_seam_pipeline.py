@@ -53,7 +53,7 @@ def test_seam_config_resolution(tmp_path):
     cfg = load_step_config('configs/seam/seam_r18_toyvoc_15-1_step3.py', work_dir=str(tmp_path))
     assert cfg.model.type == 'SEAMNet' and cfg.model.class_ids == [0, 18]
     assert cfg.work_dir == osp.join(str(tmp_path), 'step3', 'seam')
-    assert [h['type'] for h in cfg.custom_hooks] == ['StepResultHook']
+    assert [h['type'] for h in cfg.custom_hooks] == ['StepResultHook', 'SyncBuffersHook']
     assert cfg.train_dataloader.dataset.step == 3
     assert not any(t['type'] == 'LoadAnnotations' for t in cfg.train_dataloader.dataset.pipeline)
     pack = cfg.train_dataloader.dataset.pipeline[-1]

@@ -7,6 +7,7 @@ crop_size = (64, 64)
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations'),
+    dict(type='CheckSegSample'),  # mask fits its image (mmincseg)
     dict(type='RandomResize', scale=(512, 64), ratio_range=(0.75, 1.5), keep_ratio=True),
     dict(type='RandomRotate', prob=0.5, degree=10, pad_val=0, seg_pad_val=255),
     dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
@@ -18,6 +19,7 @@ test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=(512, 64), keep_ratio=True),
     dict(type='LoadAnnotations'),
+    dict(type='CheckSegSample'),  # mask fits its image (mmincseg)
     dict(type='PackSegInputs')
 ]
 train_dataloader = dict(

@@ -8,6 +8,7 @@ crop_size = (512, 512)
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations'),
+    dict(type='CheckSegSample'),  # mask fits its image (mmincseg)
     dict(type='RandomResize', scale=(2048, 512), ratio_range=(0.5, 2.0), keep_ratio=True),
     dict(type='RandomRotate', prob=0.5, degree=10, pad_val=0, seg_pad_val=255),
     dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
@@ -19,6 +20,7 @@ test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=(2048, 512), keep_ratio=True),
     dict(type='LoadAnnotations'),
+    dict(type='CheckSegSample'),  # mask fits its image (mmincseg)
     dict(type='PackSegInputs')
 ]
 train_dataloader = dict(

@@ -1,3 +1,5 @@
-from .incremental_classifier import IncrementalClassifier, incremental_classifiers, make_incremental
+from .incremental_classifier import (IncrementalClassifier, check_head_config,
+                                     incremental_classifiers, make_incremental)
 
-__all__ = ['IncrementalClassifier', 'incremental_classifiers', 'make_incremental']
+__all__ = ['IncrementalClassifier', 'check_head_config', 'incremental_classifiers',
+           'make_incremental']

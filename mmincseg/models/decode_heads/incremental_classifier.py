@@ -79,6 +79,55 @@ class IncrementalClassifier(nn.Module):
         return f'in_channels={self.in_channels}, classes_per_step={self.classes_per_step}'
 
 
+SUPPORTED_HEADS = ('a BaseDecodeHead subclass that predicts per-pixel class logits with a 1x1 '
+                   '`conv_seg` (e.g. FCNHead, ASPPHead, DepthwiseSeparableASPPHead, PSPHead, '
+                   'SegformerHead, UPerHead)')
+
+
+def _not_a_head(name: str) -> str:
+    return f'{name} is not an mmseg BaseDecodeHead; supported: {SUPPORTED_HEADS}'
+
+
+def _cascade(name: str) -> str:
+    return (f'{name} is a cascade head (it refines a previous head\'s output), which cannot be '
+            f'made class-incremental; supported: {SUPPORTED_HEADS}')
+
+
+def _binary(name: str) -> str:
+    return (f'{name} is a binary (sigmoid, one foreground channel) head; class-incremental '
+            f'learning needs per-class softmax logits. Supported: {SUPPORTED_HEADS}')
+
+
+def check_head_config(head_cfg: dict) -> None:
+    """Refuse, before anything is built, a head config :func:`make_incremental` cannot handle.
+
+    Cascade heads (``BaseCascadeDecodeHead``: OCRHead, PointHead...) and binary heads
+    (``out_channels=1``, or ``num_classes=2`` with a sigmoid loss, e.g. STDCHead's boundary head)
+    are refused; a type the registry does not know is left to the registry's own error.
+
+    Args:
+        head_cfg (dict): A decode or auxiliary head config (``type`` and its arguments).
+
+    Raises:
+        TypeError: naming the head type, why it is refused and what is supported.
+    """
+    from mmseg.registry import MODELS
+    head_type = head_cfg.get('type')
+    cls = head_type if isinstance(head_type, type) else MODELS.get(head_type)
+    if cls is None:
+        return
+    name = cls.__name__
+    if not issubclass(cls, BaseDecodeHead):
+        raise TypeError(_not_a_head(name))
+    if issubclass(cls, BaseCascadeDecodeHead):
+        raise TypeError(_cascade(name))
+    losses = head_cfg.get('loss_decode')
+    losses = losses if isinstance(losses, (list, tuple)) else [losses]
+    sigmoid = any(isinstance(loss, dict) and loss.get('use_sigmoid') for loss in losses)
+    if head_cfg.get('out_channels') == 1 or (head_cfg.get('num_classes') == 2 and sigmoid):
+        raise TypeError(_binary(name))
+
+
 def make_incremental(head: nn.Module, classes_per_step: Sequence[int]) -> nn.Module:
     """Replace the ``conv_seg`` of an mmseg decode head by an :class:`IncrementalClassifier`.
 
@@ -96,14 +145,10 @@ def make_incremental(head: nn.Module, classes_per_step: Sequence[int]) -> nn.Mod
         TypeError: the head cannot be made incremental; the message names it and what works.
     """
     name = type(head).__name__
-    supported = ('a BaseDecodeHead subclass that predicts per-pixel class logits with a 1x1 '
-                 '`conv_seg` (e.g. FCNHead, ASPPHead, DepthwiseSeparableASPPHead, PSPHead, '
-                 'SegformerHead, UPerHead)')
     if not isinstance(head, BaseDecodeHead):
-        raise TypeError(f'{name} is not an mmseg BaseDecodeHead; supported: {supported}')
+        raise TypeError(_not_a_head(name))
     if isinstance(head, BaseCascadeDecodeHead):
-        raise TypeError(f'{name} is a cascade head (it refines a previous head\'s output), which '
-                        f'cannot be made class-incremental; supported: {supported}')
+        raise TypeError(_cascade(name))
     conv = getattr(head, 'conv_seg', None)
     if isinstance(conv, IncrementalClassifier):
         if conv.classes_per_step != list(classes_per_step):
@@ -111,10 +156,9 @@ def make_incremental(head: nn.Module, classes_per_step: Sequence[int]) -> nn.Mod
         return head
     if not isinstance(conv, nn.Conv2d) or conv.kernel_size != (1, 1):
         raise TypeError(f'{name} has no 1x1 Conv2d `conv_seg` classifier '
-                        f'(found {type(conv).__name__}); supported: {supported}')
+                        f'(found {type(conv).__name__}); supported: {SUPPORTED_HEADS}')
     if getattr(head, 'out_channels', None) == 1 and getattr(head, 'num_classes', 2) == 2:
-        raise TypeError(f'{name} is a binary (sigmoid, out_channels=1) head; class-incremental '
-                        f'learning needs per-class logits. Supported: {supported}')
+        raise TypeError(_binary(name))
     head.conv_seg = IncrementalClassifier(conv.in_channels, classes_per_step)
     head.num_classes = head.out_channels = sum(classes_per_step)
     return head
