@@ -997,6 +997,11 @@ def render_markdown(doc: dict) -> str:
                   f'{busiest} on {m.get("cpu_count")} CPUs during the run); absolute times are '
                   'inflated and noisier than on an idle machine. Models were measured '
                   'interleaved, so the ratios are affected less than the absolute numbers.']
+    if m.get('torch_threads') and m.get('cpu_count') and m['torch_threads'] < m['cpu_count']:
+        lines += ['', f"Run with {m['torch_threads']} torch thread(s) on {m['cpu_count']} CPUs "
+                  '(`--threads`): on a CPU shared with other jobs, OpenMP threads that wait for '
+                  'each other at every operator are several times slower than one thread, so '
+                  'the numbers are single-thread figures.']
 
     lines += ['', '## Targets', '', '| target | ratio | measured | required | status |',
               '|---|---|---|---|---|']
