@@ -17,7 +17,7 @@ toy: install
 demo: toy
 	$(PY) tools/run_incremental.py configs/mib/bisenet_r18_toyvoc_15-5_step0.py \
 		--work-dir $(DEMO_DIR) --data-root $(TOY) \
-		--cfg-options train_cfg.max_epochs=12 param_scheduler.0.end=12
+		--cfg-options train_cfg.max_epochs=12 param_scheduler.0.end=12 $(DEMO_OPTS)
 
 test: install
 	$(TEST_ENV) $(PY) -m pytest tests -q -p no:cacheprovider
