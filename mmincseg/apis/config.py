@@ -202,10 +202,7 @@ def resolve_incremental_config(cfg: Config) -> Config:
     for ds in _dataset_cfgs(cfg):
         ds.update(task=data_task, step=data_step, setting=inc['setting'])
     metric_task, metric_step = metric_task_step(inc)
-    for name in ('val_evaluator', 'test_evaluator'):
-        ev = cfg.get(name)
-        if isinstance(ev, dict) and ev.get('type') in ('IoUMetric', 'IncrementalIoUMetric'):
-            ev.update(type='IncrementalIoUMetric', task=metric_task, step=metric_step)
+    _set_metric(cfg, metric_task, metric_step)
 
     # Run directories, previous checkpoint, hook, lr.
     root = inc.get('work_root') or work_root(cfg)
@@ -230,12 +227,7 @@ def resolve_incremental_config(cfg: Config) -> Config:
     cfg.custom_hooks = hooks
     if inc['labels'] == 'seam' and (incremental_step or inc['method'] == 'joint'):
         _add_pseudo_labels(cfg, inc, root, tasks.classes_of_step(data_task, data_step))
-    _resumable_train_loop(cfg)
-    if not _cuda_available():
-        cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})['backend'] = 'gloo'
-    cfg.incremental = inc
-    cfg._incremental_resolved = True
-    return cfg
+    return _finish(cfg, inc)
 
 
 def _resolve_seam_config(cfg: Config, inc: dict) -> Config:
@@ -249,10 +241,7 @@ def _resolve_seam_config(cfg: Config, inc: dict) -> Config:
     cfg.model['class_ids'] = [0] + tasks.new_classes(data_task, data_step)
     for ds in _dataset_cfgs(cfg):
         ds.update(task=data_task, step=data_step, setting=inc['setting'])
-    for name in ('val_evaluator', 'test_evaluator'):
-        ev = cfg.get(name)
-        if isinstance(ev, dict) and ev.get('type') in ('IoUMetric', 'IncrementalIoUMetric'):
-            ev.update(type='IncrementalIoUMetric', task=data_task, step=data_step)
+    _set_metric(cfg, data_task, data_step)
     root = inc.get('work_root') or work_root(cfg)
     inc['work_root'] = root
     cfg.work_dir = osp.join(step_dir(root, inc['step']), 'seam')
@@ -263,6 +252,19 @@ def _resolve_seam_config(cfg: Config, inc: dict) -> Config:
         classes=cfg.model['class_ids'][1:])))
     _sync_buffers(hooks)
     cfg.custom_hooks = hooks
+    return _finish(cfg, inc)
+
+
+def _set_metric(cfg: Config, task: str, step: int) -> None:
+    """Make the val/test IoU metrics the incremental one of ``task``/``step``."""
+    for name in ('val_evaluator', 'test_evaluator'):
+        ev = cfg.get(name)
+        if isinstance(ev, dict) and ev.get('type') in ('IoUMetric', 'IncrementalIoUMetric'):
+            ev.update(type='IncrementalIoUMetric', task=task, step=step)
+
+
+def _finish(cfg: Config, inc: dict) -> Config:
+    """Steps shared by every resolution: resumable loop, gloo without CUDA, mark as resolved."""
     _resumable_train_loop(cfg)
     if not _cuda_available():
         cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})['backend'] = 'gloo'
