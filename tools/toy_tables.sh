@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Reproduces the toy-data tables of docs/results.md (seed's Tables 1 and 2 on the synthetic VOC).
-# Usage: bash tools/toy_tables.sh [table1|table2|all]   (CPU; ~1-2 h on 2 cores)
+# Usage: bash tools/toy_tables.sh [table1|table2|table3|all]   (CPU; ~1-2 h on 2 cores)
 # Two chains run in parallel with one thread each (2 cores); logs go to work_dirs/toy/*.log.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -43,30 +43,51 @@ if [ "$WHAT" = table2 ] || [ "$WHAT" = all ]; then
 fi
 
 if [ "$WHAT" = table3 ] || [ "$WHAT" = all ]; then
-  # Seed's Table 3 on toy data (15-5): step 0 on true masks (shared), step 1 on SEAM pseudo-labels.
-  # FT-S reuses MiB-S's SEAM and pseudo-labels (same step, same images), so SEAM trains once.
+  # Seed's Table 3 on toy data: step 0 on true masks (shared), steps > 0 on SEAM pseudo-labels.
+  # FT-S reuses MiB-S's SEAM and pseudo-labels (same steps, same images), so SEAM trains once
+  # per step; Joint-S trains one SEAM on all 20 classes and the joint model on its labels.
   [ -f "$W/base/step0/step_result.json" ] || \
     run configs/ft/bisenet_r18_toyvoc_15-5_step0.py --work-dir "$W/base" --steps 0 > "$W/base.log" 2>&1
-  run configs/mib_seam/bisenet_r18_toyvoc_15-5_step0.py --work-dir "$W/mib_seam_15-5" \
-    --step0 "$W/base/step0" --cfg-options $STEP_OPTS > "$W/mib_seam_15-5.log" 2>&1
-  mkdir -p "$W/ft_seam_15-5/step1"
-  for d in seam pseudo_labels pseudo_label_metrics.json; do
-    [ -e "$W/ft_seam_15-5/step1/$d" ] || cp -r "$W/mib_seam_15-5/step1/$d" "$W/ft_seam_15-5/step1/"
+  weak() {  # weak <split>: MiB-S, then FT-S on the same pseudo-labels
+    run configs/mib_seam/bisenet_r18_toyvoc_$1_step0.py --work-dir "$W/mib_seam_$1" \
+      --step0 "$W/base/step0" --cfg-options $STEP_OPTS > "$W/mib_seam_$1.log" 2>&1
+    for step_dir in "$W/mib_seam_$1"/step[1-9]*; do
+      target="$W/ft_seam_$1/$(basename "$step_dir")"
+      mkdir -p "$target"
+      for d in seam pseudo_labels pseudo_label_metrics.json; do
+        [ -e "$target/$d" ] || cp -r "$step_dir/$d" "$target/"
+      done
+    done
+    run configs/ft_seam/bisenet_r18_toyvoc_$1_step0.py --work-dir "$W/ft_seam_$1" \
+      --step0 "$W/base/step0" --cfg-options $STEP_OPTS > "$W/ft_seam_$1.log" 2>&1
+  }
+  ( weak 15-5; weak 15-1 ) &
+  run configs/joint_seam/bisenet_r18_toyvoc_15-5.py --work-dir "$W/joint_seam" \
+    > "$W/joint_seam.log" 2>&1 &
+  wait
+  for split in 15-5 15-1; do
+    # Joint / Joint-S have every class: the same run gives the 15-1 columns (base 0-15, novel 16-20)
+    $PY tools/summarize_results.py $W/{ft_seam,ft,mib_seam,mib}_$split $W/joint_seam $W/joint_15-5 \
+      --names FT-S FT MiB-S MiB Joint-S Joint --md "$W/table3_$split.md" --png "$W/table3_$split.png"
   done
-  run configs/ft_seam/bisenet_r18_toyvoc_15-5_step0.py --work-dir "$W/ft_seam_15-5" \
-    --step0 "$W/base/step0" --cfg-options $STEP_OPTS > "$W/ft_seam_15-5.log" 2>&1
-  $PY tools/summarize_results.py $W/{ft_seam,ft,mib_seam,mib}_15-5 $W/joint_15-5 \
-    --names FT-S FT MiB-S MiB Joint --md "$W/table3_15-5.md" --png "$W/table3_15-5.png"
 fi
 
 if [ "$WHAT" = table1 ] || [ "$WHAT" = all ]; then
   # Seed's Table 1 on toy data: BiSeNet R18 / R50 / R101 trained jointly, mIoU and pixel accuracy.
   # CPU budget: T1_EPOCHS (default 8) epochs each instead of the toy schedule's 30.
   E=${T1_EPOCHS:-8}
-  for spec in "r18 0.05 8" "r18 0.1 16" "r50 0.05 8" "r101 0.05 8"; do
-    set -- $spec
-    run configs/joint/bisenet_$1_toyvoc_20-0.py --work-dir "$W/table1_$1_lr$2_bs$3" \
-      --cfg-options optim_wrapper.optimizer.lr=$2 train_dataloader.batch_size=$3 \
-      train_cfg.max_epochs=$E param_scheduler.0.end=$E > "$W/table1_$1_lr$2_bs$3.log" 2>&1
-  done
+  t1() {
+    for spec in "$@"; do
+      set -- $spec
+      run configs/joint/bisenet_$1_toyvoc_20-0.py --work-dir "$W/table1_$1_lr$2_bs$3" \
+        --cfg-options optim_wrapper.optimizer.lr=$2 train_dataloader.batch_size=$3 \
+        train_cfg.max_epochs=$E param_scheduler.0.end=$E > "$W/table1_$1_lr$2_bs$3.log" 2>&1
+    done
+  }
+  # Two chains, one per core; finished runs are skipped by run_incremental.py.
+  t1 "r18 0.05 8" "r18 0.1 16" "r50 0.05 8" "r50 0.1 16" &
+  t1 "r101 0.05 8" "r101 0.1 16" &
+  wait
+  $PY tools/summarize_results.py $W/table1_r{18,50,101}_lr{0.05_bs8,0.1_bs16} --md "$W/table1.md" \
+    --names R18-lr0.05-bs8 R18-lr0.1-bs16 R50-lr0.05-bs8 R50-lr0.1-bs16 R101-lr0.05-bs8 R101-lr0.1-bs16
 fi

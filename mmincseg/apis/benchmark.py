@@ -391,14 +391,17 @@ def loss_terms(model: nn.Module, record: dict) -> Dict[str, Callable[[], torch.T
     """The loss functions of ``IncrementalEncoderDecoder.loss``, one callable per term, each
     computing its scalar loss from the recorded logits (made leaves that require grad).
 
-    Terms: ``decode`` and ``aux_<i>`` (mmseg's ``loss_by_feat``: resize to the labels, CE or
-    unbiased CE, accuracy), ``kd`` (logit distillation) and ``feat_kd`` (ILT), as configured.
+    Terms: ``decode`` and ``aux_<i>`` (what the segmentor runs per head,
+    :func:`~mmincseg.models.utils.head_loss_by_feat`: resize to the labels, CE or unbiased CE,
+    accuracy), ``kd`` (logit distillation) and ``feat_kd`` (ILT), as configured.
     """
     from mmseg.models.utils import resize
+
+    from ..models.utils import head_loss_by_feat
     samples = record['samples']
 
     def head_term(head: nn.Module, logits: torch.Tensor) -> Callable[[], torch.Tensor]:
-        return lambda: _sum_losses(head.loss_by_feat(_leaf(logits), samples))
+        return lambda: _sum_losses(head_loss_by_feat(head, _leaf(logits), samples))
 
     terms = {'decode': head_term(model.decode_head, record['seg_logits'])}
     for i, (head, logits) in enumerate(zip(_aux_heads(model), record['aux_logits'])):

@@ -7,6 +7,7 @@ from typing import Dict, List, Optional, Sequence
 from ..tasks import class_names, get_task
 from ..utils.io import atomic_write
 
+PSEUDO_LABEL_METRICS_FILE = 'pseudo_label_metrics.json'
 SUMMARY_KEYS = ('mIoU', 'mIoU_old', 'mIoU_new', 'mIoU_base', 'mIoU_novel', 'aAcc')
 
 
@@ -29,24 +30,38 @@ def step_entry(step_result: dict) -> dict:
     return entry
 
 
+def pseudo_label_miou(step_dir: str) -> Optional[float]:
+    """mIoU of a weak step's pseudo-labels against the true masks (``pseudo_label_metrics.json``
+    written by ``make_pseudo_labels(evaluate=True)``), None for steps on true masks."""
+    path = osp.join(step_dir, PSEUDO_LABEL_METRICS_FILE)
+    if not osp.isfile(path):
+        return None
+    with open(path) as f:
+        return _num(json.load(f).get('mIoU'))
+
+
 def fmt(v) -> str:
     """Format a metric for a markdown table ('-' when absent)."""
     return '-' if v is None else f'{v:.2f}'
 
 
 def step_table(summary: dict) -> str:
-    """Markdown table of every step of a run (old/new/all and the paper's base/novel columns)."""
+    """Markdown table of every step of a run (old/new/all and the paper's base/novel columns;
+    weakly supervised runs add the mIoU of each step's pseudo-labels)."""
+    weak = any(s.get('pseudo_label_mIoU') is not None for s in summary['steps'])
+    extra_title, extra_rule = (' pseudo-label mIoU |', '---:|') if weak else ('', '')
     lines = [
-        '| step | classes | mIoU old | mIoU new | mIoU all | base (1-N) | novel | aAcc | train s |',
-        '|---:|---|---:|---:|---:|---:|---:|---:|---:|'
+        '| step | classes | mIoU old | mIoU new | mIoU all | base (1-N) | novel | aAcc | train s |'
+        + extra_title, '|---:|---|---:|---:|---:|---:|---:|---:|---:|' + extra_rule
     ]
     for s in summary['steps']:
         classes = ', '.join(s['classes'])
         if len(classes) > 40:
             classes = classes[:37] + '...'
+        extra = f" {fmt(s.get('pseudo_label_mIoU'))} |" if weak else ''
         lines.append(f"| {s['step']} | {classes} | {fmt(s['mIoU_old'])} | {fmt(s['mIoU_new'])} "
                      f"| {fmt(s['mIoU'])} | {fmt(s['mIoU_base'])} | {fmt(s['mIoU_novel'])} "
-                     f"| {fmt(s['aAcc'])} | {s.get('train_seconds') or '-'} |")
+                     f"| {fmt(s['aAcc'])} | {s.get('train_seconds') or '-'} |" + extra)
     return '\n'.join(lines)
 
 

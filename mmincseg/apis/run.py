@@ -9,7 +9,7 @@ from mmengine.logging import print_log
 from .. import tasks
 from ..utils.io import atomic_write
 from .config import check_incremental, data_task_step, step_dir
-from .results import step_entry, write_summary
+from .results import pseudo_label_miou, step_entry, write_summary
 from .train import RESULT_FILE, step_is_finished, train_step
 
 
@@ -116,7 +116,11 @@ def collect_summary(work_dir: str, inc: dict, all_steps: Sequence[int]) -> dict:
         path = osp.join(step_dir(work_dir, step), RESULT_FILE)
         if osp.isfile(path):
             with open(path) as f:
-                entries.append(step_entry(json.load(f)))
+                entry = step_entry(json.load(f))
+            quality = pseudo_label_miou(step_dir(work_dir, step))
+            if quality is not None:
+                entry['pseudo_label_mIoU'] = quality
+            entries.append(entry)
     summary = dict(task=inc['task'], method=inc['method'], setting=inc['setting'],
                    labels=inc['labels'], steps=entries)
     if entries:

@@ -28,9 +28,9 @@ from PIL import Image
 from .. import tasks
 from ..utils.io import atomic_write
 from .config import check_incremental, data_task_step, step_dir
+from .results import PSEUDO_LABEL_METRICS_FILE
 from .train import load_step_config, step_is_finished, train_step
 
-PSEUDO_LABEL_METRICS_FILE = 'pseudo_label_metrics.json'
 PACK_META_KEYS = ('img_path', 'seg_map_path', 'ori_shape', 'img_shape', 'pad_shape',
                   'scale_factor', 'flip', 'flip_direction', 'reduce_zero_label', 'img_labels')
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -348,6 +348,10 @@ def seam_config_of(config: str, cfg: Config, step: int) -> Tuple[str, dict]:
     return seam_config, options
 
 
+# ``train_cfg.val_begin`` that no schedule reaches: no validation during training.
+SKIP_VALIDATION = 10**9
+
+
 def weak_step_hook(config: str,
                    step: int,
                    work_dir: str,
@@ -362,6 +366,11 @@ def weak_step_hook(config: str,
     ``<work_dir>/step<t>/seam`` (skipped when finished, resumed when interrupted); pseudo-labels go
     to the step's ``incremental.pseudo_label_dir`` (default ``<work_dir>/step<t>/pseudo_labels``),
     existing files kept.
+
+    The SEAM's own end-of-training validation is skipped (``train_cfg.val_begin`` past the
+    schedule): it would run the multi-scale CAM inference over the step's images a second time,
+    while ``evaluate`` measures the pseudo-labels actually written (``pseudo_label_metrics.json``).
+    ``incremental.seam.cfg_options={'train_cfg.val_begin': 1}`` brings it back.
 
     Args:
         config (str): The weak step config (any step of the split).
@@ -383,6 +392,7 @@ def weak_step_hook(config: str,
         return None
     seam_config, options = seam_config_of(config, cfg, step)
     options['incremental.work_root'] = work_dir
+    options.setdefault('train_cfg.val_begin', SKIP_VALIDATION)
     options.update(seam_cfg_options or {})
     seam_dir = osp.join(step_dir(work_dir, step), 'seam')
     if step_is_finished(seam_dir):

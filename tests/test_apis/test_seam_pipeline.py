@@ -201,10 +201,18 @@ def test_weak_run_end_to_end(toy_voc, tmp_path):
     assert [s['step'] for s in summary['steps']] == [0, 1]
     assert summary['labels'] == 'seam'
     step1 = osp.join(work, 'step1')
-    assert osp.isfile(osp.join(step1, 'seam', 'step_result.json'))
+    with open(osp.join(step1, 'seam', 'step_result.json')) as f:
+        assert json.load(f)['metrics'] == {}  # no SEAM validation: the pseudo-labels are measured
     labels = os.listdir(osp.join(step1, 'pseudo_labels'))
     assert labels and all(f.endswith('.png') for f in labels)
-    assert osp.isfile(osp.join(step1, 'pseudo_label_metrics.json'))
+    with open(osp.join(step1, 'pseudo_label_metrics.json')) as f:
+        quality = json.load(f)['mIoU']
+    assert 0 <= quality <= 100
+    # the run summary reports the pseudo-label quality of the weak step only
+    assert summary['steps'][1]['pseudo_label_mIoU'] == round(quality, 2)
+    assert 'pseudo_label_mIoU' not in summary['steps'][0]
+    with open(osp.join(work, 'results.md')) as f:
+        assert 'pseudo-label mIoU' in f.read()
     assert not osp.exists(osp.join(work, 'step0', 'seam'))  # step 0 trains on true masks
     dumped = Config.fromfile(osp.join(step1, osp.basename(config)))
     assert 'LoadPseudoLabel' in str(dumped.train_dataloader.dataset.pipeline)

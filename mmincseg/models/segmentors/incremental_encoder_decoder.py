@@ -10,6 +10,7 @@ from mmseg.utils import ConfigType, OptConfigType, SampleList
 from torch import Tensor
 
 from ..decode_heads.incremental_classifier import make_incremental
+from ..utils.head_loss import head_loss_by_feat
 
 
 @MODELS.register_module()
@@ -86,6 +87,19 @@ class IncrementalEncoderDecoder(EncoderDecoder):
             if self.feature_distill_loss is not None else None
         return logits, head_feats
 
+    def _auxiliary_head_forward_train(self, inputs: List[Tensor],
+                                      data_samples: SampleList) -> dict:
+        """Auxiliary heads' losses (``aux_<i>.*``, or ``aux.*`` for a single head) as mmseg's,
+        through :func:`head_loss_by_feat`."""
+        aux = self.auxiliary_head
+        heads = [(f'aux_{i}', head) for i, head in enumerate(aux)] \
+            if isinstance(aux, nn.ModuleList) else [('aux', aux)]
+        losses = {}
+        for prefix, head in heads:
+            for k, v in head_loss_by_feat(head, head.forward(inputs), data_samples).items():
+                losses[f'{prefix}.{k}'] = v
+        return losses
+
     def loss(self, inputs: Tensor, data_samples: SampleList) -> dict:
         """Segmentation losses of every head plus distillation from the teacher.
 
@@ -100,7 +114,7 @@ class IncrementalEncoderDecoder(EncoderDecoder):
         seg_logits = self.decode_head.forward(feats)
         losses = {
             f'decode.{k}': v
-            for k, v in self.decode_head.loss_by_feat(seg_logits, data_samples).items()
+            for k, v in head_loss_by_feat(self.decode_head, seg_logits, data_samples).items()
         }
         if self.with_auxiliary_head:
             losses.update(self._auxiliary_head_forward_train(feats, data_samples))

@@ -170,3 +170,61 @@ def test_in_mmseg_decode_head():
         samples.append(sample)
     losses = head.loss_by_feat(logits, samples)
     torch.testing.assert_close(losses['loss_ce'], unbiased_cross_entropy(logits, labels, 3))
+
+
+def _autograd_reference(logits, labels, old, weight=None):
+    """The textbook formula through autograd: two logsumexp and a gather."""
+    old = max(old, 1)
+    valid = labels != 255
+    target = torch.where(valid & (labels >= old), labels, torch.zeros_like(labels))
+    background = torch.logsumexp(logits[:, :old], dim=1)
+    own = logits.gather(1, target.unsqueeze(1)).squeeze(1)
+    nll = torch.logsumexp(logits, dim=1) - torch.where(target == 0, background, own)
+    if weight is not None:
+        nll = nll * weight
+    return torch.where(valid, nll, torch.zeros_like(nll)).sum() / valid.sum().clamp(min=1)
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), num_channels=st.integers(1, 7), data=st.data())
+def test_fused_gradient_equals_autograd_of_the_formula(seed, num_channels, data):
+    old = data.draw(st.integers(0, num_channels))
+    use_weight = data.draw(st.booleans())
+    logits, labels = _random_case(seed, num_channels)
+    weight = torch.rand(labels.shape, generator=torch.Generator().manual_seed(seed)) \
+        if use_weight else None
+    fused_in = logits.clone().requires_grad_(True)
+    ref_in = logits.clone().requires_grad_(True)
+    loss = unbiased_cross_entropy(fused_in, labels, old, weight=weight)
+    expected = _autograd_reference(ref_in, labels, old, weight)
+    (loss * 1.7).backward()
+    (expected * 1.7).backward()
+    torch.testing.assert_close(loss, expected)
+    torch.testing.assert_close(fused_in.grad, ref_in.grad)
+
+
+def test_fused_gradient_matches_finite_differences():
+    # the loss runs in float32; central differences of the float64 formula are the reference
+    logits, labels = _random_case(5, num_channels=6)
+    x = logits.double()
+    for old in (0, 3, 6):
+        x32 = x.float().requires_grad_(True)
+        unbiased_cross_entropy(x32, labels, old).backward()
+        flat, eps = x.reshape(-1), 1e-4
+        for i in range(0, flat.numel(), 7):
+            plus, minus = flat.clone(), flat.clone()
+            plus[i] += eps
+            minus[i] -= eps
+            numeric = (_autograd_reference(plus.view_as(x), labels, old) -
+                       _autograd_reference(minus.view_as(x), labels, old)) / (2 * eps)
+            assert x32.grad.reshape(-1)[i].item() == pytest.approx(numeric.item(), abs=1e-5)
+
+
+def test_extreme_logits_keep_the_exact_background_term():
+    # the old channels lie 1e4 below a new one: a single shared max would underflow exp() of every
+    # old channel and lose the background term; the fused loss keeps it exact
+    logits = torch.tensor([0., -1., 1e4]).view(1, 3, 1, 1)
+    labels = torch.zeros(1, 1, 1, dtype=torch.long)
+    loss = unbiased_cross_entropy(logits, labels, old_classes=2)
+    expected = 1e4 - _lse(0, -1)
+    assert loss.item() == pytest.approx(expected, rel=1e-6)
