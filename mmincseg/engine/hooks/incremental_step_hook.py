@@ -102,17 +102,17 @@ class IncrementalStepHook(Hook):
         teacher = load_teacher(runner.cfg.model, ckpt_file, classes_per_step[:-1])
         device = next(model.parameters()).device
         teacher.to(device)
-        model.set_teacher(teacher)
         resumed = runner.iter > 0
         runner.logger.info(f'teacher loaded from {ckpt_file} (classes per step '
                            f'{classes_per_step[:-1]}); student {"resumed" if resumed else "starts"} '
                            f'with {classes_per_step}')
-        if resumed:
-            return
-        missing, _ = model.load_state_dict(teacher.state_dict(), strict=False)
-        new_step = len(classes_per_step) - 1
-        for classifier in incremental_classifiers(model):
-            self._init_new_rows(classifier, new_step)
+        if not resumed:
+            model.load_state_dict(teacher.state_dict(), strict=False)
+            new_step = len(classes_per_step) - 1
+            for classifier in incremental_classifiers(model):
+                self._init_new_rows(classifier, new_step)
+        # last: set_teacher may fuse the teacher's BN into its convs (its weights change form)
+        model.set_teacher(teacher)
 
     @torch.no_grad()
     def _init_new_rows(self, classifier, new_step: int) -> None:

@@ -1,4 +1,6 @@
 """EncoderDecoder with incremental classifiers and a frozen previous-step teacher."""
+import copy
+import logging
 from typing import List, Optional, Sequence
 
 import torch
@@ -11,6 +13,46 @@ from torch import Tensor
 
 from ..decode_heads.incremental_classifier import make_incremental
 from ..utils.head_loss import head_loss_by_feat
+
+
+@torch.no_grad()
+def fuse_teacher_bn(teacher: nn.Module, probe_size: int = 64) -> nn.Module:
+    """A copy of the frozen ``teacher`` with BatchNorm folded into the preceding convolutions.
+
+    ``mmcv.cnn.fuse_conv_bn`` pairs a BN with the conv registered just before it, which holds for
+    mmcv's ``ConvModule`` and mmseg's ResNet blocks but not for every module one could write; the
+    teacher logits on a random probe image are therefore compared before and after, and the
+    unfused teacher is kept (with a warning) if they differ.
+
+    Args:
+        teacher (nn.Module): A segmentor in eval mode.
+        probe_size (int): Side of the probe image. Defaults to 64.
+
+    Returns:
+        nn.Module: The fused copy, or ``teacher`` itself when fusing changes its output.
+    """
+    from mmcv.cnn import fuse_conv_bn
+    from mmengine.logging import print_log
+    device = next(teacher.parameters()).device
+    probe = torch.randn(1, 3, probe_size, probe_size,
+                        generator=torch.Generator().manual_seed(0)).to(device)
+
+    def logits(model: nn.Module) -> Tensor:
+        return model.decode_head.forward(model.extract_feat(probe))
+
+    expected = logits(teacher)
+    try:
+        fused = fuse_conv_bn(copy.deepcopy(teacher)).eval().requires_grad_(False)
+        got = logits(fused)
+        scale = float(expected.abs().max().clamp(min=1.0))
+        diff = (got - expected).abs().max().item() if got.shape == expected.shape else None
+    except RuntimeError as e:  # a BN of other channels than the conv before it
+        fused, diff = None, f'{type(e).__name__}: {e}'
+    if not isinstance(diff, float) or diff > 1e-3 * scale:
+        print_log(f'fuse_teacher_bn: folding BatchNorm changed the teacher ({diff}); using the '
+                  'unfused teacher', logger='current', level=logging.WARNING)
+        return teacher
+    return fused
 
 
 @MODELS.register_module()
@@ -29,6 +71,10 @@ class IncrementalEncoderDecoder(EncoderDecoder):
             (``UnbiasedKDLoss`` for MiB, ``LwFKDLoss`` for LwF/ILT).
         feature_distill_loss (dict, optional): ILT's loss between the student's and teacher's
             decode-head input features.
+        fuse_teacher_bn (bool): Fold the frozen teacher's BatchNorm layers into the convolutions
+            before them (``mmcv.cnn.fuse_conv_bn``; exact in eval mode, checked on a probe input,
+            skipped with a warning if the outputs differ). Saves ~10% of the teacher forward.
+            Defaults to True.
         **kwargs: ``EncoderDecoder`` arguments (backbone, decode_head, auxiliary_head...).
     """
 
@@ -38,6 +84,7 @@ class IncrementalEncoderDecoder(EncoderDecoder):
                  decode_head: ConfigType,
                  distill_loss: OptConfigType = None,
                  feature_distill_loss: OptConfigType = None,
+                 fuse_teacher_bn: bool = True,
                  **kwargs) -> None:
         super().__init__(backbone=backbone, decode_head=decode_head, **kwargs)
         self.classes_per_step = [int(n) for n in classes_per_step]
@@ -47,6 +94,7 @@ class IncrementalEncoderDecoder(EncoderDecoder):
         self.distill_loss = MODELS.build(distill_loss) if distill_loss else None
         self.feature_distill_loss = MODELS.build(
             feature_distill_loss) if feature_distill_loss else None
+        self.fuse_teacher_bn = fuse_teacher_bn
         self._teacher: List[nn.Module] = []  # a list keeps it out of the module tree
 
     def _heads(self) -> List[nn.Module]:
@@ -62,12 +110,18 @@ class IncrementalEncoderDecoder(EncoderDecoder):
         return self._teacher[0] if self._teacher else None
 
     def set_teacher(self, teacher: Optional[nn.Module]) -> None:
-        """Freeze ``teacher`` (eval mode, no grad) and use it for distillation."""
+        """Freeze ``teacher`` (eval mode, no grad) and use it for distillation.
+
+        With ``fuse_teacher_bn`` its BatchNorm layers are folded into the preceding convolutions,
+        so ``teacher`` may be replaced by a fused copy: read ``self.teacher`` afterwards.
+        """
         self._teacher.clear()
         if teacher is None:
             return
         teacher.eval()
         teacher.requires_grad_(False)
+        if self.fuse_teacher_bn:
+            teacher = fuse_teacher_bn(teacher)
         self._teacher.append(teacher)
 
     def train(self, mode: bool = True) -> 'IncrementalEncoderDecoder':

@@ -1,0 +1,71 @@
+import torch
+import torch.nn as nn
+from mmengine.config import Config
+from mmseg.registry import MODELS
+
+from mmincseg.models.segmentors.incremental_encoder_decoder import fuse_teacher_bn
+
+CONFIG = 'configs/mib/bisenet_r18_toyvoc_15-5_step1.py'
+
+
+def _bisenet(classes_per_step):
+    cfg = Config.fromfile(CONFIG).model
+    cfg.update(type='IncrementalEncoderDecoder', classes_per_step=classes_per_step)
+    cfg.backbone.backbone_cfg.pop('init_cfg', None)
+    model = MODELS.build(cfg)
+    model.init_weights()
+    # non-trivial BN statistics, as after training
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+    return model
+
+
+def _bn_count(model):
+    return sum(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+
+
+def test_set_teacher_folds_bn_without_changing_the_logits():
+    student = _bisenet([16, 5])
+    teacher = _bisenet([16]).eval()
+    x = torch.randn(2, 3, 96, 96)
+    with torch.no_grad():
+        expected = teacher.decode_head.forward(teacher.extract_feat(x))
+    student.set_teacher(teacher)
+    fused = student.teacher
+    assert fused is not teacher and _bn_count(fused) == 0 < _bn_count(teacher)
+    assert not fused.training and not any(p.requires_grad for p in fused.parameters())
+    logits, _ = student.teacher_forward(x)
+    torch.testing.assert_close(logits, expected, rtol=1e-4, atol=1e-4)
+    assert not any('teacher' in k for k in student.state_dict())
+
+
+def test_set_teacher_without_fusing_keeps_the_teacher():
+    student = _bisenet([16, 5])
+    student.fuse_teacher_bn = False
+    teacher = _bisenet([16])
+    student.set_teacher(teacher)
+    assert student.teacher is teacher and _bn_count(teacher) > 0
+
+
+class _BNNotAfterItsConv(nn.Module):
+    """A conv and a BN registered one after the other, the BN applied to the input instead."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, 3, padding=1)
+        self.bn = nn.BatchNorm2d(3)
+        self.bn.running_mean.fill_(2.0)
+        self.decode_head = nn.Identity()
+
+    def extract_feat(self, x):
+        return self.conv(self.bn(x))
+
+
+def test_fusion_that_changes_the_output_is_refused():
+    teacher = _BNNotAfterItsConv().eval()
+    assert fuse_teacher_bn(teacher) is teacher and _bn_count(teacher) == 1
+    teacher.conv = nn.Conv2d(3, 4, 3, padding=1)  # BN of other channels: fusion cannot even run
+    assert fuse_teacher_bn(teacher) is teacher
