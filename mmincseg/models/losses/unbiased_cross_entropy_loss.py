@@ -112,14 +112,16 @@ class _UnbiasedCrossEntropy(torch.autograd.Function):
         (exp_old, exp_new, sum_old, max_old, max_all, log_norm, target, is_bg,
          scale) = ctx.saved_tensors
         g = grad_output * scale.unsqueeze(1)  # (N, 1, ...)
+        k = ctx.num_merged
+        grad = torch.empty(exp_old.shape[:1] + (k + (0 if exp_new is None else exp_new.shape[1]),)
+                           + exp_old.shape[2:], dtype=exp_old.dtype, device=exp_old.device)
         # softmax_c = exp_c * exp(max - log_norm); background pixels subtract exp_c / sum_old
-        grad_old = exp_old * (g * ((max_old - log_norm).exp() - is_bg / sum_old))
-        if exp_new is None:
-            return grad_old, None, None, None
-        grad_new = exp_new * (g * (max_all - log_norm).exp())
-        grad_new.scatter_add_(1, (target.unsqueeze(1) - ctx.num_merged).clamp_(min=0),
-                              -(g * ~is_bg))
-        return torch.cat([grad_old, grad_new], dim=1), None, None, None
+        torch.mul(exp_old, g * ((max_old - log_norm).exp() - is_bg / sum_old), out=grad[:, :k])
+        if exp_new is not None:
+            grad_new = grad[:, k:]
+            torch.mul(exp_new, g * (max_all - log_norm).exp(), out=grad_new)
+            grad_new.scatter_add_(1, (target.unsqueeze(1) - k).clamp_(min=0), -(g * ~is_bg))
+        return grad, None, None, None
 
 
 @MODELS.register_module()
