@@ -42,12 +42,15 @@ from mmengine.config import Config
 from .. import tasks
 from ..tasks import IGNORE_INDEX
 
-MODELS_BENCHMARKED = ('bisenet_r18', 'bisenet_r50', 'bisenet_r101', 'deeplabv3_r101_os16',
-                      'deeplabv3_r101_os8')
-METHODS_BENCHMARKED = ('ft', 'lwf', 'ilt', 'mib')
+# A name ending in CHANNELS_LAST runs its model in the channels-last memory format.
+CHANNELS_LAST = '_channels_last'
+MODELS_BENCHMARKED = ('bisenet_r18', 'bisenet_r18' + CHANNELS_LAST, 'bisenet_r50', 'bisenet_r101',
+                      'deeplabv3_r101_os16', 'deeplabv3_r101_os8')
+METHODS_BENCHMARKED = ('ft', 'lwf', 'ilt', 'mib', 'mib' + CHANNELS_LAST)
 # Model name -> (file in configs/_base_/models/, overrides merged into its `model`).
 MODEL_CONFIGS: Dict[str, Tuple[str, dict]] = {
     'bisenet_r18': ('bisenet_r18.py', {}),
+    'bisenet_r18' + CHANNELS_LAST: ('bisenet_r18.py', {}),
     'bisenet_r50': ('bisenet_r50.py', {}),
     'bisenet_r101': ('bisenet_r101.py', {}),
     'deeplabv3_r101_os16': ('deeplabv3_r101.py', {}),
@@ -293,21 +296,29 @@ def inference_model_config(name: str) -> Config:
 
 
 def build_inference_model(name: str, device: torch.device) -> nn.Module:
-    """A randomly initialised model in eval mode, on ``device``."""
+    """A randomly initialised model in eval mode, on ``device`` (channels-last for ``*_channels_last``
+    names)."""
     from mmseg.registry import MODELS
+
+    from ..engine.hooks import to_channels_last
     cfg = inference_model_config(name)
-    return MODELS.build(cfg.model).to(device).eval()
+    model = MODELS.build(cfg.model).to(device).eval()
+    return to_channels_last(model) if name.endswith(CHANNELS_LAST) else model
 
 
 def build_train_models(method: str, device: torch.device) -> nn.Module:
     """The student of the toy 15-5 step-1 config of ``method``, with its step-0 teacher set.
 
     The student's classifiers are [16, 5]; the teacher is the same model with classifiers [16]
-    (no distillation losses of its own), frozen by ``set_teacher``.
+    (no distillation losses of its own), frozen by ``set_teacher``. ``<method>_channels_last``:
+    both in the channels-last memory format (what ``ChannelsLastHook`` does).
     """
     from mmseg.registry import MODELS
 
+    from ..engine.hooks import to_channels_last
     from .config import resolve_incremental_config
+    channels_last = method.endswith(CHANNELS_LAST)
+    method = method[:-len(CHANNELS_LAST)] if channels_last else method
     cfg = Config.fromfile(_config_path(TRAIN_CONFIG.format(method=method)))
     cfg = resolve_incremental_config(cfg)
     _strip_pretrained(cfg.model)
@@ -318,6 +329,8 @@ def build_train_models(method: str, device: torch.device) -> nn.Module:
     teacher = MODELS.build(teacher_cfg).to(device)
     student = student.to(device)
     student.set_teacher(teacher)
+    if channels_last:
+        to_channels_last(student)
     return student.train()
 
 
@@ -950,6 +963,10 @@ def compute_ratios(doc: dict) -> dict:
                                                              ms('bisenet_r101'))
     ratios['deeplabv3_r101_os8_over_bisenet_r101'] = _ratio(ms('deeplabv3_r101_os8'),
                                                             ms('bisenet_r101'))
+    ratios['channels_last_speedup_bisenet_r18_inference'] = _ratio(
+        ms('bisenet_r18'), ms('bisenet_r18' + CHANNELS_LAST))
+    ratios['channels_last_speedup_mib_step'] = _ratio(
+        mib.get('ms'), train.get('mib' + CHANNELS_LAST, {}).get('ms'))
     ratios['lwf_over_ft'] = _ratio(train.get('lwf', {}).get('ms'), ft.get('ms'))
     ratios['ilt_over_ft'] = _ratio(train.get('ilt', {}).get('ms'), ft.get('ms'))
     pipeline = doc.get('pipeline', {})

@@ -42,8 +42,14 @@ def test_ratios_and_targets():
     ratios = doc['ratios']
     assert ratios['mib_over_ft'] == pytest.approx(130.0 / 100.0)
     assert ratios['loss_share_of_mib_step'] == pytest.approx(4.0 / 130.0, abs=1e-4)
-    assert ratios['deeplabv3_r101_os16_over_bisenet_r18'] == pytest.approx(4.0)
-    assert ratios['deeplabv3_r101_os16_over_bisenet_r101'] == pytest.approx(4.0 / 3.0, abs=1e-4)
+    ms = {name: e['ms_per_img'] for name, e in doc['infer'].items()}
+    assert ratios['deeplabv3_r101_os16_over_bisenet_r18'] == pytest.approx(
+        ms['deeplabv3_r101_os16'] / ms['bisenet_r18'], abs=1e-4)
+    assert ratios['deeplabv3_r101_os16_over_bisenet_r101'] == pytest.approx(
+        ms['deeplabv3_r101_os16'] / ms['bisenet_r101'], abs=1e-4)
+    assert ratios['channels_last_speedup_bisenet_r18_inference'] == pytest.approx(
+        ms['bisenet_r18'] / ms['bisenet_r18_channels_last'], abs=1e-4)
+    assert ratios['channels_last_speedup_mib_step'] == pytest.approx(130.0 / 140.0, abs=1e-4)
     # 5 GFLOP in 0.13 s against a 100 GFLOP/s peak.
     assert ratios['train_gflops_over_matmul_peak'] == pytest.approx(5.0 / 0.13 / 100.0, abs=1e-4)
     assert ratios['pipeline_over_train_consumption'] == pytest.approx(10.0)

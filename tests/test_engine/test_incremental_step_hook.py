@@ -109,3 +109,29 @@ def test_missing_previous_checkpoint_says_how_to_fix(tmp_path, toy_voc):
     with pytest.raises(FileNotFoundError, match=r'step0.*Train the previous step first'):
         prepare(runner)
     assert isinstance(IncrementalStepHook(prev_checkpoint='x'), IncrementalStepHook)
+
+
+def test_channels_last_hook_converts_student_and_teacher(run_dir, toy_voc):
+    plain = prepare(step1_runner(run_dir, toy_voc)).model
+    runner = prepare(step1_runner(run_dir, toy_voc,
+                                  custom_hooks=[dict(type='ChannelsLastHook')]))
+    model = runner.model
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    teacher_convs = [m for m in model.teacher.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs and teacher_convs
+    for conv in convs + teacher_convs:
+        assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    # the optimizer built before the hook still owns the (converted) parameters
+    opt_params = {id(p) for g in runner.optim_wrapper.optimizer.param_groups for p in g['params']}
+    assert {id(c.weight) for c in convs} <= opt_params
+    # same weights, same outputs as the NCHW model; the state dict loads into a plain model
+    model.eval()
+    plain.eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(model.encode_decode(x, [dict(img_shape=(64, 64))] * 2),
+                                   plain.encode_decode(x, [dict(img_shape=(64, 64))] * 2),
+                                   rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(model.teacher_forward(x)[0], plain.teacher_forward(x)[0],
+                                   rtol=1e-4, atol=1e-4)
+    plain.load_state_dict(model.state_dict(), strict=True)

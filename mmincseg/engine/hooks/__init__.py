@@ -1,4 +1,6 @@
+from .channels_last_hook import ChannelsLastHook, to_channels_last
 from .incremental_step_hook import IncrementalStepHook, find_last_checkpoint, load_teacher
 from .step_result_hook import StepResultHook
 
-__all__ = ['IncrementalStepHook', 'StepResultHook', 'find_last_checkpoint', 'load_teacher']
+__all__ = ['ChannelsLastHook', 'IncrementalStepHook', 'StepResultHook', 'find_last_checkpoint',
+           'load_teacher', 'to_channels_last']
