@@ -36,3 +36,19 @@ def toy_voc(tmp_path_factory) -> str:
     root = str(tmp_path_factory.mktemp('toyvoc'))
     make_toy_voc(root, seed=0, num_train=48, num_val=16, size=64)
     return root
+
+
+def _prepare_runner(runner):
+    """What ``Runner.train`` does before the loop: optimizer, init, load/resume, before_train."""
+    runner._train_loop = runner.build_train_loop(runner._train_loop)
+    runner.optim_wrapper = runner.build_optim_wrapper(runner.optim_wrapper)
+    runner._init_model_weights()
+    runner.load_or_resume()
+    runner.call_hook('before_train')
+    return runner
+
+
+@pytest.fixture
+def prepare_runner():
+    """``prepare_runner(runner)``: a built Runner brought to the start of its training loop."""
+    return _prepare_runner

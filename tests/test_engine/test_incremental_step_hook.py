@@ -31,18 +31,8 @@ def step1_runner(run_dir, toy_voc, **options):
     return RUNNERS.build(cfg)
 
 
-def prepare(runner):
-    """What Runner.train does before the loop: optimizer, init, load/resume, before_train."""
-    runner._train_loop = runner.build_train_loop(runner._train_loop)
-    runner.optim_wrapper = runner.build_optim_wrapper(runner.optim_wrapper)
-    runner._init_model_weights()
-    runner.load_or_resume()
-    runner.call_hook('before_train')
-    return runner
-
-
-def test_hook_makes_frozen_teacher_and_mib_init(run_dir, toy_voc):
-    runner = prepare(step1_runner(run_dir, toy_voc))
+def test_hook_makes_frozen_teacher_and_mib_init(run_dir, toy_voc, prepare_runner):
+    runner = prepare_runner(step1_runner(run_dir, toy_voc))
     model = runner.model
     teacher = model.teacher
     assert teacher is not None and not teacher.training
@@ -72,7 +62,7 @@ def test_hook_makes_frozen_teacher_and_mib_init(run_dir, toy_voc):
             torch.testing.assert_close(p[:, 16], q[:, 0] / 6, atol=1e-5, rtol=1e-4)
 
 
-def test_step1_trains_and_checkpoint_loads_into_plain_model(run_dir, toy_voc):
+def test_step1_trains_and_checkpoint_loads_into_plain_model(run_dir, toy_voc, prepare_runner):
     result = train_step(CONFIG.format(1), work_dir=run_dir, data_root=toy_voc,
                         cfg_options=dict(FAST))
     assert result['metrics']['mIoU'] >= 0 and 'mIoU_novel' in result['metrics']
@@ -85,12 +75,12 @@ def test_step1_trains_and_checkpoint_loads_into_plain_model(run_dir, toy_voc):
 
     # resume: the hook rebuilds the teacher but keeps the trained new rows
     trained = state['decode_head.conv_seg.classifiers.1.weight']
-    runner = prepare(step1_runner(run_dir, toy_voc, resume=True))
+    runner = prepare_runner(step1_runner(run_dir, toy_voc, resume=True))
     assert runner.iter > 0 and runner.model.teacher is not None
     torch.testing.assert_close(runner.model.decode_head.conv_seg.classifiers[1].weight, trained)
 
 
-def test_wrong_previous_checkpoint_is_a_clear_error(run_dir, toy_voc, tmp_path):
+def test_wrong_previous_checkpoint_is_a_clear_error(run_dir, toy_voc, tmp_path, prepare_runner):
     # a step-0 checkpoint of 15-1 is fine for 15-1 step 1 but a 15-5 step-1 run
     # checkpoint has 21 classes: wrong for the teacher of 15-1 step 2 (expects 17)
     bad = find_last_checkpoint(osp.join(run_dir, 'step1'))
@@ -99,21 +89,21 @@ def test_wrong_previous_checkpoint_is_a_clear_error(run_dir, toy_voc, tmp_path):
                            cfg_options=dict(FAST, **{'incremental.prev_checkpoint': bad}))
     runner = RUNNERS.build(cfg)
     with pytest.raises(ValueError, match=r'does not match the previous step.*\[16, 1\]'):
-        prepare(runner)
+        prepare_runner(runner)
 
 
-def test_missing_previous_checkpoint_says_how_to_fix(tmp_path, toy_voc):
+def test_missing_previous_checkpoint_says_how_to_fix(tmp_path, toy_voc, prepare_runner):
     cfg = load_step_config(CONFIG.format(1), work_dir=str(tmp_path), data_root=toy_voc,
                            cfg_options=dict(FAST))
     runner = RUNNERS.build(cfg)
     with pytest.raises(FileNotFoundError, match=r'step0.*Train the previous step first'):
-        prepare(runner)
+        prepare_runner(runner)
     assert isinstance(IncrementalStepHook(prev_checkpoint='x'), IncrementalStepHook)
 
 
-def test_channels_last_hook_converts_student_and_teacher(run_dir, toy_voc):
-    plain = prepare(step1_runner(run_dir, toy_voc)).model
-    runner = prepare(step1_runner(run_dir, toy_voc,
+def test_channels_last_hook_converts_student_and_teacher(run_dir, toy_voc, prepare_runner):
+    plain = prepare_runner(step1_runner(run_dir, toy_voc)).model
+    runner = prepare_runner(step1_runner(run_dir, toy_voc,
                                   custom_hooks=[dict(type='ChannelsLastHook')]))
     model = runner.model
     convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]

@@ -49,16 +49,6 @@ def options(model: str, **extra) -> dict:
     return dict(FAST, **SMALL[model], **extra)
 
 
-def prepare(runner):
-    """What Runner.train does before the loop: optimizer, init, load/resume, before_train."""
-    runner._train_loop = runner.build_train_loop(runner._train_loop)
-    runner.optim_wrapper = runner.build_optim_wrapper(runner.optim_wrapper)
-    runner._init_model_weights()
-    runner.load_or_resume()
-    runner.call_hook('before_train')
-    return runner
-
-
 def heads_of(model) -> list:
     if not model.with_auxiliary_head:
         return [model.decode_head]
@@ -130,10 +120,10 @@ def step0_runs(tmp_path_factory, toy_voc):
 
 @pytest.mark.slow
 @pytest.mark.parametrize('model', MODEL_NAMES)
-def test_mib_step_through_the_hook(model, step0_runs, toy_voc):
+def test_mib_step_through_the_hook(model, step0_runs, toy_voc, prepare_runner):
     work = step0_runs(model)
     config = CONFIG.format(method='mib', model=model, step=1)
-    runner = prepare(RUNNERS.build(
+    runner = prepare_runner(RUNNERS.build(
         load_step_config(config, work_dir=work, data_root=toy_voc, cfg_options=options(model))))
     student, teacher = runner.model, runner.model.teacher
     assert teacher is not None and not teacher.training
@@ -172,13 +162,13 @@ def plain_mmseg_checkpoint(model: str, path: str, num_classes: int = 16) -> dict
 
 
 @pytest.mark.parametrize('model', MODEL_NAMES)
-def test_plain_mmseg_checkpoint_is_the_teacher(model, toy_voc, tmp_path):
+def test_plain_mmseg_checkpoint_is_the_teacher(model, toy_voc, tmp_path, prepare_runner):
     ckpt = str(tmp_path / 'plain_mmseg.pth')
     state = plain_mmseg_checkpoint(model, ckpt)
     cfg = load_step_config(CONFIG.format(method='mib', model=model, step=1),
                            work_dir=str(tmp_path / 'run'), data_root=toy_voc,
                            cfg_options=options(model, **{'incremental.prev_checkpoint': ckpt}))
-    runner = prepare(RUNNERS.build(cfg))
+    runner = prepare_runner(RUNNERS.build(cfg))
     teacher = runner.model.teacher
     torch.testing.assert_close(teacher.decode_head.conv_seg.classifiers[0].weight,
                                state['decode_head.conv_seg.weight'])
@@ -187,7 +177,8 @@ def test_plain_mmseg_checkpoint_is_the_teacher(model, toy_voc, tmp_path):
     assert_novel_init_keeps_old_probabilities(runner.model, teacher)
 
 
-def test_plain_mmseg_checkpoint_of_other_classes_is_a_clear_error(toy_voc, tmp_path):
+def test_plain_mmseg_checkpoint_of_other_classes_is_a_clear_error(toy_voc, tmp_path,
+                                                                 prepare_runner):
     ckpt = str(tmp_path / 'plain_mmseg_21.pth')
     plain_mmseg_checkpoint('segformer_b0', ckpt, num_classes=21)
     cfg = load_step_config(CONFIG.format(method='mib', model='segformer_b0', step=1),
@@ -195,7 +186,7 @@ def test_plain_mmseg_checkpoint_of_other_classes_is_a_clear_error(toy_voc, tmp_p
                            cfg_options=options('segformer_b0',
                                                **{'incremental.prev_checkpoint': ckpt}))
     with pytest.raises(ValueError, match=r'has 21 classes, the model expects 16 at step 0'):
-        prepare(RUNNERS.build(cfg))
+        prepare_runner(RUNNERS.build(cfg))
 
 
 @pytest.mark.slow
