@@ -46,7 +46,7 @@ from ..tasks import IGNORE_INDEX
 CHANNELS_LAST = '_channels_last'
 MODELS_BENCHMARKED = ('bisenet_r18', 'bisenet_r18' + CHANNELS_LAST, 'bisenet_r50', 'bisenet_r101',
                       'deeplabv3_r101_os16', 'deeplabv3_r101_os8')
-METHODS_BENCHMARKED = ('ft', 'lwf', 'ilt', 'mib', 'mib' + CHANNELS_LAST)
+METHODS_BENCHMARKED = ('ft', 'lwf', 'ilt', 'mib', 'ft' + CHANNELS_LAST, 'mib' + CHANNELS_LAST)
 # Model name -> (file in configs/_base_/models/, overrides merged into its `model`).
 MODEL_CONFIGS: Dict[str, Tuple[str, dict]] = {
     'bisenet_r18': ('bisenet_r18.py', {}),
@@ -965,8 +965,10 @@ def compute_ratios(doc: dict) -> dict:
                                                             ms('bisenet_r101'))
     ratios['channels_last_speedup_bisenet_r18_inference'] = _ratio(
         ms('bisenet_r18'), ms('bisenet_r18' + CHANNELS_LAST))
-    ratios['channels_last_speedup_mib_step'] = _ratio(
-        mib.get('ms'), train.get('mib' + CHANNELS_LAST, {}).get('ms'))
+    mib_cl = train.get('mib' + CHANNELS_LAST, {}).get('ms')
+    ratios['channels_last_speedup_mib_step'] = _ratio(mib.get('ms'), mib_cl)
+    ratios['mib_over_ft_channels_last'] = _ratio(mib_cl, train.get('ft' + CHANNELS_LAST,
+                                                                   {}).get('ms'))
     ratios['lwf_over_ft'] = _ratio(train.get('lwf', {}).get('ms'), ft.get('ms'))
     ratios['ilt_over_ft'] = _ratio(train.get('ilt', {}).get('ms'), ft.get('ms'))
     pipeline = doc.get('pipeline', {})

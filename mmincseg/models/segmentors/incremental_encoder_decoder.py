@@ -73,8 +73,11 @@ class IncrementalEncoderDecoder(EncoderDecoder):
             decode-head input features.
         fuse_teacher_bn (bool): Fold the frozen teacher's BatchNorm layers into the convolutions
             before them (``mmcv.cnn.fuse_conv_bn``; exact in eval mode, checked on a probe input,
-            skipped with a warning if the outputs differ). Saves ~10% of the teacher forward.
+            skipped with a warning if the outputs differ). Saves ~6-10% of the teacher forward.
             Defaults to True.
+        teacher_channels_last (bool, optional): Run the teacher in the channels-last memory
+            format; None (default) does so on CPU, where oneDNN convolutions are ~20-25% faster
+            in NHWC (a MiB step costs one teacher forward on top of fine-tuning).
         **kwargs: ``EncoderDecoder`` arguments (backbone, decode_head, auxiliary_head...).
     """
 
@@ -85,6 +88,7 @@ class IncrementalEncoderDecoder(EncoderDecoder):
                  distill_loss: OptConfigType = None,
                  feature_distill_loss: OptConfigType = None,
                  fuse_teacher_bn: bool = True,
+                 teacher_channels_last: Optional[bool] = None,
                  **kwargs) -> None:
         super().__init__(backbone=backbone, decode_head=decode_head, **kwargs)
         self.classes_per_step = [int(n) for n in classes_per_step]
@@ -95,6 +99,7 @@ class IncrementalEncoderDecoder(EncoderDecoder):
         self.feature_distill_loss = MODELS.build(
             feature_distill_loss) if feature_distill_loss else None
         self.fuse_teacher_bn = fuse_teacher_bn
+        self.teacher_channels_last = teacher_channels_last
         self._teacher: List[nn.Module] = []  # a list keeps it out of the module tree
 
     def _heads(self) -> List[nn.Module]:
@@ -113,7 +118,8 @@ class IncrementalEncoderDecoder(EncoderDecoder):
         """Freeze ``teacher`` (eval mode, no grad) and use it for distillation.
 
         With ``fuse_teacher_bn`` its BatchNorm layers are folded into the preceding convolutions,
-        so ``teacher`` may be replaced by a fused copy: read ``self.teacher`` afterwards.
+        so ``teacher`` may be replaced by a fused copy: read ``self.teacher`` afterwards. With
+        ``teacher_channels_last`` (default: on CPU) its weights are put in NHWC format.
         """
         self._teacher.clear()
         if teacher is None:
@@ -122,6 +128,11 @@ class IncrementalEncoderDecoder(EncoderDecoder):
         teacher.requires_grad_(False)
         if self.fuse_teacher_bn:
             teacher = fuse_teacher_bn(teacher)
+        channels_last = self.teacher_channels_last
+        if channels_last is None:
+            channels_last = next(teacher.parameters()).device.type == 'cpu'
+        if channels_last:
+            teacher.to(memory_format=torch.channels_last)
         self._teacher.append(teacher)
 
     def train(self, mode: bool = True) -> 'IncrementalEncoderDecoder':

@@ -36,18 +36,24 @@ def test_set_teacher_folds_bn_without_changing_the_logits():
     student.set_teacher(teacher)
     fused = student.teacher
     assert fused is not teacher and _bn_count(fused) == 0 < _bn_count(teacher)
+    # on CPU the teacher runs in NHWC by default
+    convs = [m for m in fused.modules() if isinstance(m, nn.Conv2d) and m.kernel_size != (1, 1)]
+    assert convs and all(c.weight.is_contiguous(memory_format=torch.channels_last) for c in convs)
     assert not fused.training and not any(p.requires_grad for p in fused.parameters())
     logits, _ = student.teacher_forward(x)
     torch.testing.assert_close(logits, expected, rtol=1e-4, atol=1e-4)
     assert not any('teacher' in k for k in student.state_dict())
 
 
-def test_set_teacher_without_fusing_keeps_the_teacher():
+def test_set_teacher_without_fusing_or_nhwc_keeps_the_teacher():
     student = _bisenet([16, 5])
     student.fuse_teacher_bn = False
+    student.teacher_channels_last = False
     teacher = _bisenet([16])
     student.set_teacher(teacher)
     assert student.teacher is teacher and _bn_count(teacher) > 0
+    convs = [m for m in teacher.modules() if isinstance(m, nn.Conv2d) and m.kernel_size != (1, 1)]
+    assert not any(c.weight.is_contiguous(memory_format=torch.channels_last) for c in convs)
 
 
 class _BNNotAfterItsConv(nn.Module):
