@@ -13,6 +13,7 @@ from mmengine.config import DictAction
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
 from mmincseg.apis.train import test_step  # noqa: E402
+from mmincseg.engine.runner import finish_distributed  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
@@ -42,6 +43,8 @@ def main() -> None:
                             out=args.out, show_dir=args.show_dir, launcher=args.launcher)
     except (ValueError, FileNotFoundError) as e:
         sys.exit(f'error: {e}')
+    finally:
+        finish_distributed()
     if args.json and int(os.environ.get('RANK', '0')) == 0:
         with open(args.json, 'w') as f:
             json.dump(metrics, f, indent=2)

@@ -9,6 +9,16 @@ from mmseg.registry import RUNNERS
 from ..apis.config import resolve_incremental_config
 
 
+def finish_distributed() -> None:
+    """Destroy the process group, if any, before the process exits.
+
+    Left to interpreter shutdown, gloo's worker threads can be torn down while still joinable
+    ("terminate called without an active exception", SIGABRT) after a run has finished.
+    """
+    if torch_dist.is_available() and torch_dist.is_initialized():
+        torch_dist.destroy_process_group()
+
+
 @RUNNERS.register_module()
 class IncrementalRunner(Runner):
     """MMEngine ``Runner`` for one incremental step (config key ``runner_type``).
