@@ -3,7 +3,9 @@
 _base_ = ['./seam_r50_voc_15-5_step1.py']
 data_root = 'data/toyvoc'
 crop_size = (96, 96)
-model = dict(backbone=dict(depth=18, init_cfg=None))
+# Toy objects cover at most 48% of an image per class (99th percentile 28%, seed 0): a pseudo-label
+# with more than 60% of the step's classes is a failed CAM (see _base_/models/seam_r50.py).
+model = dict(backbone=dict(depth=18, init_cfg=None), test_cfg=dict(max_foreground=0.6))
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='RandomResize', scale=(128, 96), ratio_range=(0.75, 1.5), keep_ratio=True),

@@ -215,8 +215,8 @@ def make_pseudo_labels(seam_config: Union[str, Config],
 
     Returns:
         dict: ``out_dir``, ``num_images``, ``written``, ``skipped``; with ``evaluate`` also
-        ``mIoU``, ``aAcc`` (percent, 2 decimals), ``per_class`` ({class name: IoU}) and
-        ``metrics_file``.
+        ``mIoU``, ``aAcc`` (percent, 2 decimals; ignored pixels count as misses), ``per_class``
+        ({class name: IoU}), ``ignored_fraction`` (share of 255 pixels) and ``metrics_file``.
     """
     cfg = load_seam_config(seam_config, data_root, cfg_options)
     model = build_seam_model(cfg, checkpoint, device)
@@ -229,6 +229,7 @@ def make_pseudo_labels(seam_config: Union[str, Config],
         bar = ProgressBar(num_images)
     written = skipped = 0
     areas = None
+    ignored = pixels = 0
     for index in range(num_images):
         info = dataset.get_data_info(index)
         name = osp.splitext(osp.basename(info['img_path']))[0]
@@ -243,6 +244,8 @@ def make_pseudo_labels(seam_config: Union[str, Config],
             written += 1
         if evaluate:
             areas = _accumulate(areas, label, true_mask(info), path)
+            ignored += int((label == tasks.IGNORE_INDEX).sum())
+            pixels += label.size
         if bar is not None:
             bar.update()
     if bar is not None:
@@ -253,6 +256,8 @@ def make_pseudo_labels(seam_config: Union[str, Config],
               f'kept, in {out_dir}', logger='current')
     if evaluate:
         metrics = _pseudo_label_metrics(areas, model.class_ids)
+        # pixels left unlabelled (255): uncertain band, or maps refused by max_foreground
+        metrics['ignored_fraction'] = round(ignored / pixels, 4) if pixels else None
         metrics_file = osp.join(osp.dirname(osp.abspath(out_dir.rstrip('/\\'))),
                                 PSEUDO_LABEL_METRICS_FILE)
         record = dict(config=getattr(cfg, 'filename', None), checkpoint=checkpoint,

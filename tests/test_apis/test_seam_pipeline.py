@@ -111,6 +111,9 @@ def test_make_pseudo_labels_writes_skips_forces_and_evaluates(toy_voc, seam_chec
     assert set(forced['per_class']) == {'background', 'pottedplant', 'sheep', 'sofa', 'train',
                                         'tvmonitor'}
     assert 0 <= forced['mIoU'] <= 100
+    written = [np.array(Image.open(out_dir / f)) for f in files]
+    expected_ignored = sum((a == IGNORE_INDEX).sum() for a in written) / sum(a.size for a in written)
+    assert forced['ignored_fraction'] == pytest.approx(expected_ignored, abs=1e-4)
     assert forced['metrics_file'] == osp.join(str(tmp_path), 'step1', 'pseudo_label_metrics.json')
     with open(forced['metrics_file']) as f:
         saved = json.load(f)

@@ -32,8 +32,11 @@ model = dict(
     loss_er_weight=1.0,
     loss_ecr_weight=1.0,
     ecr_top_ratio=0.2,
-    # pseudo-labels: scales 0.5/1/1.5/2 each with its flip, refined CAM, background alpha 0.26
-    test_cfg=dict(scales=(0.5, 1.0, 1.5, 2.0), flip=True, bg_alpha=0.26, use_pcm=True))
+    # pseudo-labels: scales 0.5/1/1.5/2 each with its flip, refined CAM, background alpha 0.26;
+    # a map labelling more than 90% of its image as the step's classes is a failed CAM (a SEAM
+    # whose training images all show one class can light up everything): ignored, not learned
+    test_cfg=dict(scales=(0.5, 1.0, 1.5, 2.0), flip=True, bg_alpha=0.26, use_pcm=True,
+                  max_foreground=0.9))
 # SEAM trains the new layers (CAM classifier, PCM) with 10x the backbone learning rate.
 optim_wrapper = dict(
     paramwise_cfg=dict(custom_keys={'classifier': dict(lr_mult=10.0),

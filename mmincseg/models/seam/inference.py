@@ -77,13 +77,20 @@ def cams_to_pseudo_label(cams: Union[np.ndarray, Tensor],
                          class_ids: Sequence[int],
                          img_labels: Optional[Sequence[int]],
                          bg_alpha: float = 0.26,
-                         ignore_below: Optional[float] = None) -> np.ndarray:
+                         ignore_below: Optional[float] = None,
+                         max_foreground: Optional[float] = None) -> np.ndarray:
     """Turn normalised CAMs into a pseudo-label map.
 
     Each pixel takes the labelled class of highest score, or background (0) where every labelled
     class scores below ``bg_alpha`` (SEAM's constant background score). With ``ignore_below`` set,
     pixels whose best score lies in ``[ignore_below, bg_alpha)`` become 255 (ignored in training)
     and only those below ``ignore_below`` become background.
+
+    With ``max_foreground`` set, a map whose labelled classes cover more than that fraction of the
+    image is taken as a failed localisation (a CAM high everywhere, as a SEAM trained on images
+    that all show its one class can learn): its class pixels become 255, so the step learns
+    nothing wrong from the image (distillation still applies), instead of learning "the class is
+    everywhere" and overwriting the background and the old classes.
 
     Args:
         cams (np.ndarray | Tensor): Per-class scores in [0, 1], has a shape (C, H, W).
@@ -94,6 +101,8 @@ def cams_to_pseudo_label(cams: Union[np.ndarray, Tensor],
         bg_alpha (float): Background score. Default: 0.26.
         ignore_below (float, optional): Lower end of the uncertain band, in [0, bg_alpha].
             Default: None (no ignore region, as SEAM).
+        max_foreground (float, optional): Largest credible foreground fraction, in (0, 1].
+            Default: None (no check, as SEAM).
 
     Returns:
         np.ndarray: Label map of class ids, dtype uint8, has a shape (H, W); values in
@@ -111,6 +120,8 @@ def cams_to_pseudo_label(cams: Union[np.ndarray, Tensor],
                          f'got {class_ids}')
     if ignore_below is not None and not 0 <= ignore_below <= bg_alpha:
         raise ValueError(f'ignore_below must lie in [0, bg_alpha={bg_alpha}], got {ignore_below}')
+    if max_foreground is not None and not 0 < max_foreground <= 1:
+        raise ValueError(f'max_foreground must lie in (0, 1], got {max_foreground}')
     wanted = None if img_labels is None else {int(c) for c in img_labels}
     keep = [k for k, c in enumerate(class_ids)
             if c != 0 and (wanted is None or c in wanted)]
@@ -123,4 +134,8 @@ def cams_to_pseudo_label(cams: Union[np.ndarray, Tensor],
     label = np.where(best >= bg_alpha, ids, 0).astype(np.uint8)
     if ignore_below is not None:
         label[(best >= ignore_below) & (best < bg_alpha)] = IGNORE_INDEX
+    if max_foreground is not None:
+        foreground = (label != 0) & (label != IGNORE_INDEX)
+        if foreground.mean() > max_foreground:
+            label[foreground] = IGNORE_INDEX
     return label

@@ -51,6 +51,18 @@ def test_pseudo_label_ignore_band_and_tensor_input():
         cams_to_pseudo_label(_cams(), CLASS_IDS[:3], [16])
 
 
+def test_pseudo_label_covering_too_much_is_ignored():
+    # classes 16 + 17 label 4 of the 6 pixels (0.67) at alpha 0.26
+    label = cams_to_pseudo_label(_cams(), CLASS_IDS, [16, 17], bg_alpha=0.26, max_foreground=0.7)
+    np.testing.assert_array_equal(label, [[16, 17, 16], [0, 0, 17]])
+    label = cams_to_pseudo_label(_cams(), CLASS_IDS, [16, 17], bg_alpha=0.26, max_foreground=0.6)
+    np.testing.assert_array_equal(label, [[255, 255, 255], [0, 0, 255]])  # background kept
+    # a CAM high everywhere (class 18): nothing is learned from the image
+    assert (cams_to_pseudo_label(_cams(), CLASS_IDS, [18], max_foreground=0.9) == 255).all()
+    with pytest.raises(ValueError, match='max_foreground'):
+        cams_to_pseudo_label(_cams(), CLASS_IDS, [16], max_foreground=0)
+
+
 class _FakeCAMNet(nn.Module):
     """CAM = the first image channel pooled by 4, the same for every class (flip-equivariant)."""
 
