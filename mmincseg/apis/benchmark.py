@@ -101,7 +101,7 @@ class BenchmarkSettings:
     train_size: int = 256
     train_batch: int = 4
     train_warmup: int = 2
-    train_repeats: int = 5
+    train_repeats: int = 9
     profile_steps: int = 2
     profile_top: int = 12
     pipeline_images: int = 120

@@ -489,7 +489,8 @@ def visualize_cams(seam_config: Union[str, Config],
         cams = F.interpolate(cams[None], size=(height, width), mode='bilinear',
                              align_corners=False)[0].cpu().numpy()
         pseudo = cams_to_pseudo_label(cams, model.class_ids, labels, bg_alpha=test_cfg['bg_alpha'],
-                                      ignore_below=test_cfg['ignore_below'])
+                                      ignore_below=test_cfg['ignore_below'],
+                                      max_foreground=test_cfg['max_foreground'])
         panels = [(image, 'image')]
         for class_id in labels:
             if class_id in model.class_ids:
