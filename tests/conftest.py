@@ -52,3 +52,21 @@ def _prepare_runner(runner):
 def prepare_runner():
     """``prepare_runner(runner)``: a built Runner brought to the start of its training loop."""
     return _prepare_runner
+
+
+def _seg_samples(labels):
+    """``SegDataSample`` s whose ``gt_sem_seg`` are the (H, W) maps of ``labels`` (N, H, W)."""
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+    samples = []
+    for label in labels:
+        sample = SegDataSample()
+        sample.gt_sem_seg = PixelData(data=label[None])
+        samples.append(sample)
+    return samples
+
+
+@pytest.fixture
+def seg_samples():
+    """``seg_samples(labels)``: data samples with these ground-truth maps, as loss_by_feat reads."""
+    return _seg_samples

@@ -27,6 +27,10 @@ from mmincseg.models.losses import lwf_kd, unbiased_cross_entropy, unbiased_kd
 
 TASK_STEPS = [(task, step) for task in tasks.task_names() for step in range(tasks.num_steps(task))]
 VOC_VALUES = list(range(tasks.NUM_VOC_CLASSES)) + [tasks.IGNORE_INDEX]
+# a (task, step) and a small VOC mask of any values, for the remapping properties
+TASK_STEP = st.sampled_from(TASK_STEPS)
+MASK = hnp.arrays(np.uint8, st.tuples(st.integers(2, 6), st.integers(2, 6)),
+                  elements=st.sampled_from(VOC_VALUES))
 
 
 def remap(mask: np.ndarray, label_map: dict, tmp_dir: str) -> np.ndarray:
@@ -40,9 +44,7 @@ def remap(mask: np.ndarray, label_map: dict, tmp_dir: str) -> np.ndarray:
 
 # ------------------------------------------------------------------------- label remapping
 @settings(max_examples=60, deadline=None)
-@given(task_step=st.sampled_from(TASK_STEPS),
-       mask=hnp.arrays(np.uint8, st.tuples(st.integers(2, 6), st.integers(2, 6)),
-                       elements=st.sampled_from(VOC_VALUES)))
+@given(task_step=TASK_STEP, mask=MASK)
 def test_train_remapping(task_step, mask):
     task, step = task_step
     current = set(tasks.classes_of_step(task, step))
@@ -59,9 +61,7 @@ def test_train_remapping(task_step, mask):
 
 
 @settings(max_examples=60, deadline=None)
-@given(task_step=st.sampled_from(TASK_STEPS),
-       mask=hnp.arrays(np.uint8, st.tuples(st.integers(2, 6), st.integers(2, 6)),
-                       elements=st.sampled_from(VOC_VALUES)))
+@given(task_step=TASK_STEP, mask=MASK)
 def test_val_remapping(task_step, mask):
     task, step = task_step
     seen = set(tasks.classes_seen(task, step))

@@ -156,19 +156,12 @@ def test_module_wrapper_and_registry():
         UnbiasedCrossEntropyLoss(old_classes=-1)
 
 
-def test_in_mmseg_decode_head():
-    from mmengine.structures import PixelData
+def test_in_mmseg_decode_head(seg_samples):
     from mmseg.models.decode_heads import FCNHead
-    from mmseg.structures import SegDataSample
     head = FCNHead(in_channels=4, channels=4, num_convs=1, num_classes=5,
                    loss_decode=dict(type='UnbiasedCrossEntropyLoss', old_classes=3))
     logits, labels = _random_case(6, num_channels=5, shape=(2, 4, 4))
-    samples = []
-    for label in labels:
-        sample = SegDataSample()
-        sample.gt_sem_seg = PixelData(data=label[None])
-        samples.append(sample)
-    losses = head.loss_by_feat(logits, samples)
+    losses = head.loss_by_feat(logits, seg_samples(labels))
     torch.testing.assert_close(losses['loss_ce'], unbiased_cross_entropy(logits, labels, 3))
 
 

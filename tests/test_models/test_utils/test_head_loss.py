@@ -1,20 +1,9 @@
 import pytest
 import torch
-from mmengine.structures import PixelData
 from mmseg.models.decode_heads import FCNHead, STDCHead
 from mmseg.models.losses import accuracy
-from mmseg.structures import SegDataSample
 
 from mmincseg.models.utils import head_loss_by_feat, pixel_accuracy
-
-
-def _samples(labels):
-    out = []
-    for label in labels:
-        sample = SegDataSample()
-        sample.gt_sem_seg = PixelData(data=label[None])
-        out.append(sample)
-    return out
 
 
 def _case(seed=0, num_classes=6, size=32):
@@ -47,12 +36,12 @@ def test_pixel_accuracy_all_ignored_is_zero():
 ])
 @pytest.mark.parametrize('sampler', [None, dict(type='OHEMPixelSampler', thresh=0.7,
                                                   min_kept=100)])
-def test_same_losses_as_mmseg_loss_by_feat(loss_decode, sampler):
+def test_same_losses_as_mmseg_loss_by_feat(loss_decode, sampler, seg_samples):
     import mmincseg  # noqa: F401  (registers UnbiasedCrossEntropyLoss)
     head = FCNHead(in_channels=8, channels=8, num_classes=6, num_convs=1,
                    loss_decode=loss_decode, sampler=sampler)
     logits, labels = _case(1)
-    samples = _samples(labels)
+    samples = seg_samples(labels)
     leaf_a = logits.clone().requires_grad_(True)
     leaf_b = logits.clone().requires_grad_(True)
     expected = head.loss_by_feat(leaf_a, samples)
@@ -65,15 +54,15 @@ def test_same_losses_as_mmseg_loss_by_feat(loss_decode, sampler):
     torch.testing.assert_close(leaf_b.grad, leaf_a.grad)
 
 
-def test_heads_with_their_own_loss_by_feat_keep_it():
+def test_heads_with_their_own_loss_by_feat_keep_it(seg_samples):
     head = STDCHead(in_channels=8, channels=8, num_classes=2, num_convs=1, boundary_threshold=0.1,
                     loss_decode=[dict(type='CrossEntropyLoss', loss_name='loss_ce',
                                       use_sigmoid=True, loss_weight=1.0),
                                  dict(type='DiceLoss', loss_name='loss_dice', loss_weight=1.0)])
     logits = torch.randn(2, 1, 8, 8)
     labels = torch.randint(0, 2, (2, 32, 32))
-    got = head_loss_by_feat(head, logits, _samples(labels))
-    expected = head.loss_by_feat(logits, _samples(labels))
+    got = head_loss_by_feat(head, logits, seg_samples(labels))
+    expected = head.loss_by_feat(logits, seg_samples(labels))
     assert set(got) == set(expected)
     for key in expected:
         torch.testing.assert_close(got[key], expected[key])
