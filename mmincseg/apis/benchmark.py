@@ -42,15 +42,18 @@ from mmengine.config import Config
 from .. import tasks
 from ..tasks import IGNORE_INDEX
 
-# A name ending in CHANNELS_LAST runs its model in the channels-last memory format.
+MODELS_BENCHMARKED = ('bisenet_r18', 'bisenet_r50', 'bisenet_r101', 'deeplabv3_r101_os16',
+                      'deeplabv3_r101_os8')
+METHODS_BENCHMARKED = ('ft', 'lwf', 'ilt', 'mib')
+# Also measured in the channels-last memory format (section ``channels_last`` of the document;
+# ``infer`` / ``train_step`` keep DESIGN.md's model and method names). Internally a name ending in
+# CHANNELS_LAST builds the channels-last variant and is measured interleaved with the others.
 CHANNELS_LAST = '_channels_last'
-MODELS_BENCHMARKED = ('bisenet_r18', 'bisenet_r18' + CHANNELS_LAST, 'bisenet_r50', 'bisenet_r101',
-                      'deeplabv3_r101_os16', 'deeplabv3_r101_os8')
-METHODS_BENCHMARKED = ('ft', 'lwf', 'ilt', 'mib', 'ft' + CHANNELS_LAST, 'mib' + CHANNELS_LAST)
+CHANNELS_LAST_MODELS = ('bisenet_r18', )
+CHANNELS_LAST_METHODS = ('ft', 'mib')
 # Model name -> (file in configs/_base_/models/, overrides merged into its `model`).
 MODEL_CONFIGS: Dict[str, Tuple[str, dict]] = {
     'bisenet_r18': ('bisenet_r18.py', {}),
-    'bisenet_r18' + CHANNELS_LAST: ('bisenet_r18.py', {}),
     'bisenet_r50': ('bisenet_r50.py', {}),
     'bisenet_r101': ('bisenet_r101.py', {}),
     'deeplabv3_r101_os16': ('deeplabv3_r101.py', {}),
@@ -90,6 +93,8 @@ class BenchmarkSettings:
         flops (bool): Count FLOPs/params with MMEngine's analyzer.
         models (tuple): Inference models (keys of ``MODEL_CONFIGS``).
         methods (tuple): Methods of the training-step section.
+        channels_last_models (tuple): Of ``models``, also measured in channels-last format.
+        channels_last_methods (tuple): Of ``methods``, also measured in channels-last format.
     """
     infer_size: int = 512
     infer_warmup: int = 1
@@ -113,6 +118,8 @@ class BenchmarkSettings:
     flops: bool = True
     models: Tuple[str, ...] = MODELS_BENCHMARKED
     methods: Tuple[str, ...] = METHODS_BENCHMARKED
+    channels_last_models: Tuple[str, ...] = CHANNELS_LAST_MODELS
+    channels_last_methods: Tuple[str, ...] = CHANNELS_LAST_METHODS
 
 
 FULL = BenchmarkSettings()
@@ -281,9 +288,22 @@ def _strip_pretrained(model_cfg: dict) -> None:
         backbone['backbone_cfg']['init_cfg'] = None
 
 
+def _base_name(name: str) -> str:
+    """``name`` without the channels-last suffix."""
+    return name[:-len(CHANNELS_LAST)] if name.endswith(CHANNELS_LAST) else name
+
+
+def _split_channels_last(results: Dict[str, dict]) -> Tuple[Dict[str, dict], Dict[str, dict]]:
+    """Results keyed by DESIGN.md names, and the channels-last ones keyed by their base name."""
+    plain = {n: r for n, r in results.items() if not n.endswith(CHANNELS_LAST)}
+    nhwc = {_base_name(n): r for n, r in results.items() if n.endswith(CHANNELS_LAST)}
+    return plain, nhwc
+
+
 def inference_model_config(name: str) -> Config:
     """The resolved 15-5 step-1 config (classifiers 16 + 5) of benchmarked model ``name``."""
     from .config import resolve_incremental_config
+    name = _base_name(name)
     if name not in MODEL_CONFIGS:
         raise ValueError(f'unknown benchmark model {name!r}; valid: {sorted(MODEL_CONFIGS)}')
     filename, overrides = MODEL_CONFIGS[name]
@@ -318,7 +338,7 @@ def build_train_models(method: str, device: torch.device) -> nn.Module:
     from ..engine.hooks import to_channels_last
     from .config import resolve_incremental_config
     channels_last = method.endswith(CHANNELS_LAST)
-    method = method[:-len(CHANNELS_LAST)] if channels_last else method
+    method = _base_name(method)
     cfg = Config.fromfile(_config_path(TRAIN_CONFIG.format(method=method)))
     cfg = resolve_incremental_config(cfg)
     _strip_pretrained(cfg.model)
@@ -871,15 +891,18 @@ def _run_benchmark(quick: bool, device: Optional[str], settings: Optional[Benchm
     log('matmul peak')
     doc['matmul_gflops'] = matmul_peak_gflops(settings.matmul_size, dev)
 
-    log(f'building {len(settings.models)} inference models')
-    models = {name: build_inference_model(name, dev) for name in settings.models}
+    names = list(settings.models) + [n + CHANNELS_LAST for n in settings.channels_last_models
+                                     if n in settings.models]
+    log(f'building {len(names)} inference models')
+    models = {name: build_inference_model(name, dev) for name in names}
     if settings.flops:
         log('FLOPs (mmengine.analysis)')
-        doc['flops'] = {name: count_flops(_TensorForward(m), settings.infer_size, dev)
-                        for name, m in models.items()}
+        doc['flops'] = {name: count_flops(_TensorForward(models[name]), settings.infer_size, dev)
+                        for name in settings.models}
     log(f'inference {settings.infer_size} px, batch 1')
-    doc['infer'] = benchmark_inference(models, settings.infer_size, 1, settings.infer_warmup,
-                                       settings.infer_repeats, dev, log=log)
+    doc['infer'], nhwc_infer = _split_channels_last(
+        benchmark_inference(models, settings.infer_size, 1, settings.infer_warmup,
+                            settings.infer_repeats, dev, log=log))
     b8_models = [n for n in settings.batch_infer_models if n in models]
     if settings.batch_infer_batch and b8_models:
         log(f'inference {settings.infer_size} px, batch {settings.batch_infer_batch}')
@@ -891,12 +914,16 @@ def _run_benchmark(quick: bool, device: Optional[str], settings: Optional[Benchm
     gc.collect()
 
     log(f'training step {settings.train_size} px, batch {settings.train_batch}')
-    students = {m: build_train_models(m, dev) for m in settings.methods}
+    methods = list(settings.methods) + [m + CHANNELS_LAST for m in settings.channels_last_methods
+                                        if m in settings.methods]
+    students = {m: build_train_models(m, dev) for m in methods}
     data = train_batch_data(settings.train_batch, settings.train_size)
-    doc['train_step'] = benchmark_train_steps(students, data, settings.train_warmup,
-                                              settings.train_repeats, dev, log=log)
-    for entry in doc['train_step'].values():
+    train = benchmark_train_steps(students, data, settings.train_warmup, settings.train_repeats,
+                                  dev, log=log)
+    for entry in train.values():
         entry.update(size=settings.train_size, batch=settings.train_batch)
+    doc['train_step'], nhwc_train = _split_channels_last(train)
+    doc['channels_last'] = dict(infer=nhwc_infer, train_step=nhwc_train)
     train_flops = None
     if settings.flops and 'mib' in students:
         mib = students['mib']
@@ -963,12 +990,13 @@ def compute_ratios(doc: dict) -> dict:
                                                              ms('bisenet_r101'))
     ratios['deeplabv3_r101_os8_over_bisenet_r101'] = _ratio(ms('deeplabv3_r101_os8'),
                                                             ms('bisenet_r101'))
+    nhwc = doc.get('channels_last', {})
+    nhwc_infer, nhwc_train = nhwc.get('infer', {}), nhwc.get('train_step', {})
     ratios['channels_last_speedup_bisenet_r18_inference'] = _ratio(
-        ms('bisenet_r18'), ms('bisenet_r18' + CHANNELS_LAST))
-    mib_cl = train.get('mib' + CHANNELS_LAST, {}).get('ms')
+        ms('bisenet_r18'), nhwc_infer.get('bisenet_r18', {}).get('ms_per_img'))
+    mib_cl = nhwc_train.get('mib', {}).get('ms')
     ratios['channels_last_speedup_mib_step'] = _ratio(mib.get('ms'), mib_cl)
-    ratios['mib_over_ft_channels_last'] = _ratio(mib_cl, train.get('ft' + CHANNELS_LAST,
-                                                                   {}).get('ms'))
+    ratios['mib_over_ft_channels_last'] = _ratio(mib_cl, nhwc_train.get('ft', {}).get('ms'))
     ratios['lwf_over_ft'] = _ratio(train.get('lwf', {}).get('ms'), ft.get('ms'))
     ratios['ilt_over_ft'] = _ratio(train.get('ilt', {}).get('ms'), ft.get('ms'))
     pipeline = doc.get('pipeline', {})
@@ -1075,6 +1103,19 @@ def render_markdown(doc: dict) -> str:
                          f"{_fmt(_ratio(e['ms'], ft_ms), 2)} | "
                          f"{_fmt(e.get('teacher_forward_ms'))} | {_fmt(e['loss_ms'], 1)} | "
                          f"{_fmt(100 * e['loss_ms'] / e['ms'], 1)}% | {terms} |")
+
+    nhwc = doc.get('channels_last') or {}
+    nhwc_rows = [(f'`{n}` inference, ms / img', doc.get('infer', {}).get(n, {}).get('ms_per_img'),
+                  e.get('ms_per_img')) for n, e in nhwc.get('infer', {}).items()]
+    nhwc_rows += [(f'`{n}` training step, ms', (train or {}).get(n, {}).get('ms'), e.get('ms'))
+                  for n, e in nhwc.get('train_step', {}).items()]
+    if nhwc_rows:
+        lines += ['', '## Channels-last (NHWC)', '',
+                  'The same models in the channels-last memory format (`ChannelsLastHook`: weights '
+                  'of student and teacher), measured interleaved with the rows above.', '',
+                  '| measurement | NCHW | NHWC | speed-up |', '|---|---:|---:|---:|']
+        lines += [f'| {what} | {_fmt(a)} | {_fmt(b)} | {_fmt(_ratio(a, b), 2)} |'
+                  for what, a, b in nhwc_rows]
 
     r = doc.get('ratios', {})
     lines += ['', '## Ratios', '', '| ratio | value |', '|---|---:|']

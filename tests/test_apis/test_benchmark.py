@@ -6,7 +6,8 @@ import sys
 
 import pytest
 
-from mmincseg.apis.benchmark import (METHODS_BENCHMARKED, MODELS_BENCHMARKED, TARGETS,
+from mmincseg.apis.benchmark import (CHANNELS_LAST_METHODS, CHANNELS_LAST_MODELS,
+                                     METHODS_BENCHMARKED, MODELS_BENCHMARKED, TARGETS,
                                      check_targets, compute_ratios, render_markdown,
                                      run_benchmark)
 
@@ -26,7 +27,11 @@ def _synthetic_doc() -> dict:
     train = {name: dict(ms=100.0 + 10 * i, ms_min=90.0, ms_max=120.0, repeats=3, imgs_per_s=20.0,
                         loss_ms=4.0, size=64, batch=2)
              for i, name in enumerate(METHODS_BENCHMARKED)}
+    channels_last = dict(infer={'bisenet_r18': dict(infer['bisenet_r18'], ms_per_img=8.0)},
+                         train_step={'ft': dict(train['ft'], ms=90.0),
+                                     'mib': dict(train['mib'], ms=117.0)})
     doc = dict(machine=dict(cpu_model='test cpu', cpu_count=2, device='cpu', load_avg_start=[2.0]),
+               channels_last=channels_last,
                mode='quick', settings=dict(batch_infer_batch=8, models=list(MODELS_BENCHMARKED)),
                infer=infer, train_step=train, matmul_gflops=dict(gflops=100.0, size=256),
                flops=dict(train_step_mib=dict(step_gflops_2x=5.0, batch=2)),
@@ -48,12 +53,10 @@ def test_ratios_and_targets():
     assert ratios['deeplabv3_r101_os16_over_bisenet_r101'] == pytest.approx(
         ms['deeplabv3_r101_os16'] / ms['bisenet_r101'], abs=1e-4)
     assert ratios['channels_last_speedup_bisenet_r18_inference'] == pytest.approx(
-        ms['bisenet_r18'] / ms['bisenet_r18_channels_last'], abs=1e-4)
-    train = {name: e['ms'] for name, e in doc['train_step'].items()}
+        ms['bisenet_r18'] / 8.0, abs=1e-4)
     assert ratios['channels_last_speedup_mib_step'] == pytest.approx(
-        train['mib'] / train['mib_channels_last'], abs=1e-4)
-    assert ratios['mib_over_ft_channels_last'] == pytest.approx(
-        train['mib_channels_last'] / train['ft_channels_last'], abs=1e-4)
+        doc['train_step']['mib']['ms'] / 117.0, abs=1e-4)
+    assert ratios['mib_over_ft_channels_last'] == pytest.approx(117.0 / 90.0, abs=1e-4)
     # 5 GFLOP in 0.13 s against a 100 GFLOP/s peak.
     assert ratios['train_gflops_over_matmul_peak'] == pytest.approx(5.0 / 0.13 / 100.0, abs=1e-4)
     assert ratios['pipeline_over_train_consumption'] == pytest.approx(10.0)
@@ -79,6 +82,7 @@ def test_render_marks_targets_and_missing_sections():
     assert 'other jobs' in md  # load 2.0 on the machine is reported
     for name in MODELS_BENCHMARKED + METHODS_BENCHMARKED:
         assert f'| {name} |' in md
+    assert '## Channels-last (NHWC)' in md and '| `mib` training step, ms |' in md
 
 
 @pytest.mark.slow
@@ -94,6 +98,10 @@ def test_quick_benchmark_schema(tmp_path, repo_root):
         for key in ('ms_per_img', 'imgs_per_s', 'peak_mem_mb'):
             assert _is_number(entry[key]) and entry[key] > 0, (key, entry)
     assert set(doc['train_step']) == set(METHODS_BENCHMARKED)
+    nhwc = doc['channels_last']
+    assert set(nhwc['infer']) == set(CHANNELS_LAST_MODELS)
+    assert set(nhwc['train_step']) == set(CHANNELS_LAST_METHODS)
+    assert all(e['ms'] > 0 for e in nhwc['train_step'].values())
     for entry in doc['train_step'].values():
         assert _is_number(entry['ms']) and entry['ms'] > 0
     for key in DESIGN_RATIOS:
