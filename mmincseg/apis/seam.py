@@ -490,7 +490,8 @@ def visualize_cams(seam_config: Union[str, Config],
                              align_corners=False)[0].cpu().numpy()
         pseudo = cams_to_pseudo_label(cams, model.class_ids, labels, bg_alpha=test_cfg['bg_alpha'],
                                       ignore_below=test_cfg['ignore_below'],
-                                      max_foreground=test_cfg['max_foreground'])
+                                      max_foreground=test_cfg['max_foreground'],
+                                      adaptive_alpha=test_cfg['adaptive_alpha'])
         panels = [(image, 'image')]
         for class_id in labels:
             if class_id in model.class_ids:

@@ -1,6 +1,7 @@
 """Multi-scale CAM inference and CAM -> pseudo-label conversion (SEAM)."""
 from typing import Optional, Sequence, Union
 
+import cv2
 import numpy as np
 import torch
 import torch.nn as nn
@@ -78,7 +79,8 @@ def cams_to_pseudo_label(cams: Union[np.ndarray, Tensor],
                          img_labels: Optional[Sequence[int]],
                          bg_alpha: float = 0.26,
                          ignore_below: Optional[float] = None,
-                         max_foreground: Optional[float] = None) -> np.ndarray:
+                         max_foreground: Optional[float] = None,
+                         adaptive_alpha: bool = False) -> np.ndarray:
     """Turn normalised CAMs into a pseudo-label map.
 
     Each pixel takes the labelled class of highest score, or background (0) where every labelled
@@ -92,6 +94,11 @@ def cams_to_pseudo_label(cams: Union[np.ndarray, Tensor],
     nothing wrong from the image (distillation still applies), instead of learning "the class is
     everywhere" and overwriting the background and the old classes.
 
+    With ``adaptive_alpha`` the background score of each image is ``max(bg_alpha, t)``, ``t`` the
+    Otsu threshold (OpenCV) of its best-class score map: a CAM that is high over a wide area (a
+    SEAM with few or no negative images) is cut where its own histogram separates peak from
+    plateau instead of at a constant tuned for VOC. No ground truth is involved.
+
     Args:
         cams (np.ndarray | Tensor): Per-class scores in [0, 1], has a shape (C, H, W).
         class_ids (Sequence[int]): Class id (e.g. VOC id) of every channel, length C; channels
@@ -103,6 +110,8 @@ def cams_to_pseudo_label(cams: Union[np.ndarray, Tensor],
             Default: None (no ignore region, as SEAM).
         max_foreground (float, optional): Largest credible foreground fraction, in (0, 1].
             Default: None (no check, as SEAM).
+        adaptive_alpha (bool): Raise ``bg_alpha`` per image to the Otsu threshold of the map.
+            Default: False (constant, as SEAM).
 
     Returns:
         np.ndarray: Label map of class ids, dtype uint8, has a shape (H, W); values in
@@ -131,6 +140,11 @@ def cams_to_pseudo_label(cams: Union[np.ndarray, Tensor],
     scores = cams[keep]
     best = scores.max(axis=0)
     ids = np.asarray(class_ids, dtype=np.uint8)[keep][scores.argmax(axis=0)]
+    if adaptive_alpha:
+        otsu, _ = cv2.threshold(np.clip(best * 255, 0, 255).astype(np.uint8), 0, 255,
+                                cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+        # OpenCV keeps the levels above ``otsu`` of the truncated 8-bit map: v >= (otsu + 1) / 255
+        bg_alpha = max(bg_alpha, (float(otsu) + 1) / 255)
     label = np.where(best >= bg_alpha, ids, 0).astype(np.uint8)
     if ignore_below is not None:
         label[(best >= ignore_below) & (best < bg_alpha)] = IGNORE_INDEX

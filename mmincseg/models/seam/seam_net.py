@@ -37,7 +37,7 @@ DEFAULT_DATA_PREPROCESSOR = dict(
     seg_pad_val=255,
     size_divisor=8)
 DEFAULT_TEST_CFG = dict(scales=(0.5, 1.0, 1.5, 2.0), flip=True, bg_alpha=0.26, ignore_below=None,
-                        max_foreground=None, use_pcm=True)
+                        max_foreground=None, adaptive_alpha=False, use_pcm=True)
 
 
 @MODELS.register_module()
@@ -75,8 +75,8 @@ class SEAMNet(BaseModel):
         loss_ecr_weight (float): Weight of ECR. Default: 1.0.
         ecr_top_ratio (float): Fraction of largest differences averaged by ECR. Default: 0.2.
         test_cfg (dict, optional): Pseudo-label inference: ``scales``, ``flip``, ``bg_alpha``,
-            ``ignore_below``, ``max_foreground``, ``use_pcm`` (defaults in ``DEFAULT_TEST_CFG``;
-            see :func:`cams_to_pseudo_label`).
+            ``ignore_below``, ``max_foreground``, ``adaptive_alpha``, ``use_pcm`` (defaults in
+            ``DEFAULT_TEST_CFG``; see :func:`cams_to_pseudo_label`).
         data_preprocessor (dict | nn.Module, optional): Default: mmseg ``SegDataPreProcessor`` with
             ImageNet mean/std, BGR->RGB, size_divisor 8.
         init_cfg (dict | list, optional): MMEngine init config.
@@ -326,7 +326,8 @@ class SEAMNet(BaseModel):
             label = cams_to_pseudo_label(cams, self.class_ids, img_labels,
                                          bg_alpha=cfg['bg_alpha'],
                                          ignore_below=cfg['ignore_below'],
-                                         max_foreground=cfg['max_foreground'])
+                                         max_foreground=cfg['max_foreground'],
+                                         adaptive_alpha=cfg['adaptive_alpha'])
             sample.set_data(dict(pred_sem_seg=PixelData(
                 data=torch.from_numpy(label).long()[None].to(inputs.device))))
         return data_samples

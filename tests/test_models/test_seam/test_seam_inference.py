@@ -63,6 +63,30 @@ def test_pseudo_label_covering_too_much_is_ignored():
         cams_to_pseudo_label(_cams(), CLASS_IDS, [16], max_foreground=0)
 
 
+def test_adaptive_alpha_cuts_a_plateau_at_its_otsu_threshold():
+    # one class (16): a peak (0.9-1.0) on 1/4 of the image over a wide plateau (0.4-0.5)
+    rng = np.random.default_rng(0)
+    cams = np.zeros((2, 20, 20), dtype=np.float32)
+    cams[1] = rng.uniform(0.4, 0.5, (20, 20))
+    cams[1, :10, :10] = rng.uniform(0.9, 1.0, (10, 10))
+    constant = cams_to_pseudo_label(cams, [0, 16], [16], bg_alpha=0.26)
+    assert (constant == 16).all()  # the plateau passes SEAM's constant alpha
+    adaptive = cams_to_pseudo_label(cams, [0, 16], [16], bg_alpha=0.26, adaptive_alpha=True)
+    assert (adaptive[:10, :10] == 16).all() and (adaptive == 16).sum() == 100
+    # the threshold is never lowered: a map whose Otsu cut (about 0.15) lies below alpha
+    low = np.zeros((2, 20, 20), dtype=np.float32)
+    low[1] = np.where(np.arange(20)[None, :] < 10, 0.1, 0.2)
+    low[1, 0, 0] = 1.0
+    np.testing.assert_array_equal(
+        cams_to_pseudo_label(low, [0, 16], [16], bg_alpha=0.26, adaptive_alpha=True),
+        cams_to_pseudo_label(low, [0, 16], [16], bg_alpha=0.26))
+    # applied before the max_foreground check: the plateau map is no longer refused
+    refused = cams_to_pseudo_label(cams, [0, 16], [16], max_foreground=0.6)
+    assert (refused == 255).all()
+    kept = cams_to_pseudo_label(cams, [0, 16], [16], max_foreground=0.6, adaptive_alpha=True)
+    np.testing.assert_array_equal(kept, adaptive)
+
+
 class _FakeCAMNet(nn.Module):
     """CAM = the first image channel pooled by 4, the same for every class (flip-equivariant)."""
 
