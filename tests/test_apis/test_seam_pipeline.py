@@ -73,6 +73,11 @@ def test_weak_config_inserts_pseudo_labels_after_annotations(tmp_path):
     assert loader['classes'] == [16, 17, 18, 19, 20]
     assert loader['pseudo_label_dir'] == osp.join(str(tmp_path), 'step1', 'pseudo_labels')
     assert 'LoadPseudoLabel' not in str(cfg.val_dataloader.dataset.pipeline)
+    # MiB-S lets its teacher veto pseudo-labels on old objects; FT-S has no such step
+    assert cfg.model.old_class_veto is True
+    ft = load_step_config('configs/ft_seam/bisenet_r18_toyvoc_15-5_step1.py',
+                          work_dir=str(tmp_path))
+    assert not ft.model.get('old_class_veto', False)
     step0 = load_step_config(WEAK_CONFIG.format(0), work_dir=str(tmp_path))
     assert 'LoadPseudoLabel' not in str(step0.train_dataloader.dataset.pipeline)
     joint = load_step_config('configs/joint_seam/bisenet_r18_toyvoc_15-5.py',

@@ -75,3 +75,35 @@ def test_fusion_that_changes_the_output_is_refused():
     assert fuse_teacher_bn(teacher) is teacher and _bn_count(teacher) == 1
     teacher.conv = nn.Conv2d(3, 4, 3, padding=1)  # BN of other channels: fusion cannot even run
     assert fuse_teacher_bn(teacher) is teacher
+
+
+def test_old_class_veto_relabels_new_pixels_the_teacher_calls_old(seg_samples):
+    student = _bisenet([16, 1])
+    # teacher logits at 1/2 resolution: old class 3 wins on the left half, background elsewhere
+    old_logits = torch.zeros(1, 16, 2, 2)
+    old_logits[0, 0] = 2.5
+    old_logits[0, 3, :, 0] = 5.0  # bilinear x2: 5, 3.75, 1.25, 0 across the columns
+    labels = torch.tensor([[16, 16, 16, 16], [16, 16, 0, 255], [16, 7, 16, 16], [16, 16, 255, 0]])
+    samples = seg_samples(labels[None])
+    student.veto_old_classes(samples, old_logits)
+    expected = labels.clone()
+    expected[:, :2][expected[:, :2] == 16] = 0  # new-class pixels under old class 3
+    torch.testing.assert_close(samples[0].gt_sem_seg.data[0], expected)
+
+    # in loss(): applied only with old_class_veto, before the head losses read the labels
+    class _Teacher(nn.Module):
+        def extract_feat(self, x):
+            return x
+
+    student.set_teacher(None)
+    student._teacher.append(_Teacher())
+    student.teacher_forward = lambda x: (old_logits.expand(x.size(0), -1, -1, -1), None)
+    x = torch.randn(2, 3, 64, 64)  # the head losses resize the logits to the 4x4 labels
+    samples = seg_samples(torch.stack([labels, labels]))
+    student.loss(x, samples)
+    for sample in samples:  # veto off: untouched
+        torch.testing.assert_close(sample.gt_sem_seg.data[0], labels)
+    student.old_class_veto = True
+    student.loss(x, samples)
+    for sample in samples:
+        torch.testing.assert_close(sample.gt_sem_seg.data[0], expected)
