@@ -458,7 +458,6 @@ def visualize_cams(seam_config: Union[str, Config],
     from mmengine.dataset import pseudo_collate
 
     from ..datasets.toy_voc import voc_palette
-    from ..models.seam import cams_to_pseudo_label, infer_cams
 
     cfg = load_seam_config(seam_config, data_root, cfg_options)
     model = build_seam_model(cfg, checkpoint, device)
@@ -474,7 +473,6 @@ def visualize_cams(seam_config: Union[str, Config],
     else:
         indices = list(range(min(num_images, len(dataset))))
     palette = np.asarray(voc_palette(), dtype=np.uint8).reshape(256, 3)[:, ::-1]  # BGR
-    test_cfg = model.test_cfg
     os.makedirs(out_dir, exist_ok=True)
     written = []
     for index in indices:
@@ -482,16 +480,12 @@ def visualize_cams(seam_config: Union[str, Config],
         data = model.data_preprocessor(pseudo_collate([dataset.prepare_data(index)]), False)
         labels = data['data_samples'][0].metainfo['img_labels']
         with torch.no_grad():
-            cams = infer_cams(model, data['inputs'][0], scales=test_cfg['scales'],
-                              flip=test_cfg['flip'], img_labels=labels, use_pcm=test_cfg['use_pcm'])
+            cams = model.image_cams(data['inputs'][0], labels)
         image = cv2.imread(info['img_path'], cv2.IMREAD_COLOR)
         height, width = image.shape[:2]
         cams = F.interpolate(cams[None], size=(height, width), mode='bilinear',
                              align_corners=False)[0].cpu().numpy()
-        pseudo = cams_to_pseudo_label(cams, model.class_ids, labels, bg_alpha=test_cfg['bg_alpha'],
-                                      ignore_below=test_cfg['ignore_below'],
-                                      max_foreground=test_cfg['max_foreground'],
-                                      adaptive_alpha=test_cfg['adaptive_alpha'])
+        pseudo = model.cams_to_label(cams, labels)
         panels = [(image, 'image')]
         for class_id in labels:
             if class_id in model.class_ids:

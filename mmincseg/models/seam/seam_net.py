@@ -2,6 +2,7 @@
 import copy
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -288,6 +289,37 @@ class SEAMNet(BaseModel):
             loss_ecr=self.loss_ecr_weight * loss_ecr)
 
     # -------------------------------------------------------------------------------- predict
+    def image_cams(self, img: Tensor, img_labels: Optional[Sequence[int]] = None) -> Tensor:
+        """Normalised multi-scale CAMs of one image with ``test_cfg``'s scales, flip and PCM use.
+
+        Args:
+            img (Tensor): One normalised image, has a shape (3, H, W).
+            img_labels (Sequence[int], optional): Class ids present; None keeps every class.
+
+        Returns:
+            Tensor: Has a shape (C, H, W), see :func:`infer_cams`.
+        """
+        cfg = self.test_cfg
+        return infer_cams(self, img, scales=cfg['scales'], flip=cfg['flip'],
+                          img_labels=img_labels, use_pcm=cfg['use_pcm'])
+
+    def cams_to_label(self, cams: Union[np.ndarray, Tensor],
+                      img_labels: Optional[Sequence[int]]) -> np.ndarray:
+        """Pseudo-label of normalised CAMs with ``test_cfg``'s background score and checks.
+
+        Args:
+            cams (np.ndarray | Tensor): Has a shape (C, H, W), channels as ``class_ids``.
+            img_labels (Sequence[int], optional): Class ids present; None allows every class.
+
+        Returns:
+            np.ndarray: uint8 label map of class ids, see :func:`cams_to_pseudo_label`.
+        """
+        cfg = self.test_cfg
+        return cams_to_pseudo_label(cams, self.class_ids, img_labels, bg_alpha=cfg['bg_alpha'],
+                                    ignore_below=cfg['ignore_below'],
+                                    max_foreground=cfg['max_foreground'],
+                                    adaptive_alpha=cfg['adaptive_alpha'])
+
     def predict(self, inputs: Tensor,
                 data_samples: Optional[List[SegDataSample]] = None) -> List[SegDataSample]:
         """Pseudo-labels from multi-scale, flipped, PCM-refined CAMs.
@@ -304,7 +336,6 @@ class SEAMNet(BaseModel):
             list[SegDataSample]: ``pred_sem_seg`` of shape (1, H', W'), class ids (long), where
             (H', W') is ``ori_shape`` or the unpadded input size.
         """
-        cfg = self.test_cfg
         with_labels = data_samples is not None
         if not with_labels:
             data_samples = [SegDataSample() for _ in range(inputs.size(0))]
@@ -315,19 +346,14 @@ class SEAMNet(BaseModel):
                                                 meta.get('padding_size', [0, 0, 0, 0]))
             img = img[:, top:height - bottom, left:width - right]
             img_labels = self._labels_of(sample) if with_labels else None
-            cams = infer_cams(self, img, scales=cfg['scales'], flip=cfg['flip'],
-                              img_labels=img_labels, use_pcm=cfg['use_pcm'])
+            cams = self.image_cams(img, img_labels)
             if meta.get('flip', False):
                 cams = cams.flip(-1 if meta.get('flip_direction') == 'horizontal' else -2)
             ori_shape = meta.get('ori_shape')
             if ori_shape is not None and tuple(ori_shape[:2]) != tuple(cams.shape[-2:]):
                 cams = F.interpolate(cams[None], size=tuple(ori_shape[:2]), mode='bilinear',
                                      align_corners=False)[0]
-            label = cams_to_pseudo_label(cams, self.class_ids, img_labels,
-                                         bg_alpha=cfg['bg_alpha'],
-                                         ignore_below=cfg['ignore_below'],
-                                         max_foreground=cfg['max_foreground'],
-                                         adaptive_alpha=cfg['adaptive_alpha'])
+            label = self.cams_to_label(cams, img_labels)
             sample.set_data(dict(pred_sem_seg=PixelData(
                 data=torch.from_numpy(label).long()[None].to(inputs.device))))
         return data_samples
