@@ -4,6 +4,3 @@
 _base_ = ['../mib/bisenet_r101_voc_15-5_step0.py']
 incremental = dict(
     labels='seam', seam=dict(config='configs/seam/seam_r50_voc_15-5_step{step}.py'))
-# Pseudo-labelled pixels that the teacher (step t-1 model) gives to an old class become background:
-# a CAM spilling onto old objects must not teach the student to overwrite them.
-model = dict(old_class_veto=True)

@@ -197,6 +197,9 @@ def resolve_incremental_config(cfg: Config) -> Config:
     if incremental_step and method.get('feat_kd_weight'):
         model['feature_distill_loss'] = dict(type='FeatureDistillationLoss',
                                              loss_weight=method['feat_kd_weight'])
+    if inc['labels'] == 'seam' and inc['method'] == 'mib':
+        # MiB-S: the teacher keeps pseudo-labels off old objects (a config may set it False)
+        model.setdefault('old_class_veto', True)
 
     # Datasets and metric.
     for ds in _dataset_cfgs(cfg):

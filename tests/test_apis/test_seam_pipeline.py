@@ -78,6 +78,9 @@ def test_weak_config_inserts_pseudo_labels_after_annotations(tmp_path):
     ft = load_step_config('configs/ft_seam/bisenet_r18_toyvoc_15-5_step1.py',
                           work_dir=str(tmp_path))
     assert not ft.model.get('old_class_veto', False)
+    off = load_step_config(WEAK_CONFIG.format(1), work_dir=str(tmp_path),
+                           cfg_options={'model.old_class_veto': False})
+    assert off.model.old_class_veto is False  # a config's choice is kept
     step0 = load_step_config(WEAK_CONFIG.format(0), work_dir=str(tmp_path))
     assert 'LoadPseudoLabel' not in str(step0.train_dataloader.dataset.pipeline)
     joint = load_step_config('configs/joint_seam/bisenet_r18_toyvoc_15-5.py',
