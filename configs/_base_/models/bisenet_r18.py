@@ -1,5 +1,9 @@
 # BiSeNet V1, ResNet-18 context path (mmseg's BiSeNetV1 backbone and model _base_), with the
 # FFM decode head and two auxiliary context heads; every classifier becomes incremental.
+# The context path is mmseg's ResNetV1c (deep stem stem.0-stem.7), the architecture of the
+# open-mmlab://resnet*_v1c weights. mmseg's base builds a plain ResNet (conv1/bn1), into which such
+# a file loads all but the stem; the segmentor's init_weights refuses a partial load like that
+# (model.allow_partial_pretrained=True permits it).
 _base_ = ['mmseg::_base_/models/bisenetv1_r18-d32.py']
 norm_cfg = dict(type='BN', requires_grad=True)
 model = dict(
@@ -8,6 +12,7 @@ model = dict(
     backbone=dict(
         norm_cfg=norm_cfg,
         backbone_cfg=dict(
+            type='ResNetV1c',
             norm_cfg=norm_cfg,
             init_cfg=dict(type='Pretrained', checkpoint='open-mmlab://resnet18_v1c'))),
     decode_head=dict(norm_cfg=norm_cfg, num_classes=21),

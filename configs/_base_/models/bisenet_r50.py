@@ -1,4 +1,4 @@
-# BiSeNet V1, ResNet-50 context path, same light shape as bisenet_r101.py.
+# BiSeNet V1, ResNetV1c-50 context path, same light shape as bisenet_r101.py.
 _base_ = ['./bisenet_r101.py']
 model = dict(
     backbone=dict(

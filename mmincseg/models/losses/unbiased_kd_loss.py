@@ -3,6 +3,8 @@
 The old model predicts background where the current step's classes may be; the student therefore
 scores the teacher's background with the softmax mass of "background or any new class".
 """
+from typing import Optional
+
 import torch
 import torch.nn as nn
 from torch import Tensor
@@ -35,14 +37,53 @@ def check_distillation_shapes(logits: Tensor, old_logits: Tensor, caller: str) -
                          f'(1 <= C_old <= C)')
 
 
-def unbiased_kd(logits: Tensor, old_logits: Tensor, alpha: float = 1.0) -> Tensor:
+def valid_mean(values: Tensor, valid_mask: Optional[Tensor] = None, caller: str = 'loss') -> Tensor:
+    """Mean of per-pixel ``values`` over the valid pixels (all pixels without a mask).
+
+    ``sum(valid_mask * values) / sum(valid_mask)``, the mask broadcast over the channels of
+    ``values``; 0 when no pixel is valid. Used by the distillation losses to leave out the
+    cells that batch padding made (see ``IncrementalEncoderDecoder.distill_valid_mask``).
+    Masked-out values get zero gradient; they must be finite (``0 * inf`` is NaN).
+
+    Args:
+        values (Tensor): Per-pixel values, has a shape (N, C, H, W) or (N, H, W).
+        valid_mask (Tensor, optional): Bool or float weights in [0, 1], has a shape
+            (N, 1, H, W) or (N, H, W). None: the plain ``values.mean()``.
+        caller (str): Name used in the error message. Defaults to 'loss'.
+
+    Returns:
+        Tensor: Scalar, in the dtype of ``values``.
+
+    Raises:
+        ValueError: if the mask's batch or spatial size differs from the values'.
+    """
+    if valid_mask is None:
+        return values.mean()
+    if valid_mask.dim() == 3 and values.dim() == 4:
+        valid_mask = valid_mask.unsqueeze(1)
+    elif valid_mask.dim() == 4 and values.dim() == 3 and valid_mask.shape[1] == 1:
+        valid_mask = valid_mask.squeeze(1)
+    if valid_mask.dim() != values.dim() or valid_mask.shape[0] != values.shape[0] or \
+            valid_mask.shape[-2:] != values.shape[-2:] or \
+            (values.dim() == 4 and valid_mask.shape[1] not in (1, values.shape[1])):
+        raise ValueError(f'{caller}: valid_mask {tuple(valid_mask.shape)} does not match the '
+                         f'per-pixel values {tuple(values.shape)}; give it a shape (N, 1, H, W) '
+                         f'or (N, H, W) at the resolution of the distilled tensors')
+    weight = valid_mask.to(values.dtype)
+    count = weight.sum() * (values.numel() // weight.numel())
+    return (values * weight).sum() / count.clamp(min=torch.finfo(values.dtype).tiny)
+
+
+def unbiased_kd(logits: Tensor, old_logits: Tensor, alpha: float = 1.0,
+                valid_mask: Optional[Tensor] = None) -> Tensor:
     """MiB unbiased knowledge distillation loss.
 
     With teacher probabilities ``p = softmax(alpha * old_logits)`` over its ``C_old`` channels and
     student log-probabilities ``log q`` where background is
     ``logsumexp(logits[:, [0, C_old, ..., C-1]]) - logsumexp(logits)`` and old class ``c`` in
     ``1..C_old-1`` is ``logits[:, c] - logsumexp(logits)``, the loss is
-    ``-mean_pixels(sum_c p_c log q_c / C_old)`` (the normalisation of the reference MiB code).
+    ``-mean_pixels(sum_c p_c log q_c / C_old)`` (the normalisation of the reference MiB code),
+    the mean taken over the pixels of ``valid_mask`` when one is given (:func:`valid_mean`).
     No new classes (``C == C_old``) gives the plain cross-entropy between the two distributions.
 
     Computed in float32 whatever the input dtype or autocast state. Gradients flow to both inputs;
@@ -52,6 +93,8 @@ def unbiased_kd(logits: Tensor, old_logits: Tensor, alpha: float = 1.0) -> Tenso
         logits (Tensor): Student logits, has a shape (N, C, H, W).
         old_logits (Tensor): Teacher logits, has a shape (N, C_old, H, W), same N, H, W.
         alpha (float): Scale of the teacher logits before the softmax. Defaults to 1.0.
+        valid_mask (Tensor, optional): Pixels to average over (e.g. not batch padding), bool or
+            float, has a shape (N, 1, H, W) or (N, H, W). Defaults to None (every pixel).
 
     Returns:
         Tensor: Scalar float32 loss.
@@ -73,7 +116,7 @@ def unbiased_kd(logits: Tensor, old_logits: Tensor, alpha: float = 1.0) -> Tenso
         if num_old > 1:
             old_log_prob = logits[:, 1:num_old] - log_norm
             per_pixel = per_pixel + (teacher_prob[:, 1:] * old_log_prob).sum(dim=1, keepdim=True)
-        return -(per_pixel / num_old).mean()
+        return -valid_mean(per_pixel / num_old, valid_mask, 'unbiased_kd')
 
 
 @MODELS.register_module()
@@ -93,17 +136,21 @@ class UnbiasedKDLoss(nn.Module):
         self.loss_weight = loss_weight
         self._loss_name = loss_name
 
-    def forward(self, logits: Tensor, old_logits: Tensor) -> Tensor:
+    def forward(self, logits: Tensor, old_logits: Tensor,
+                valid_mask: Optional[Tensor] = None) -> Tensor:
         """Compute the weighted loss.
 
         Args:
             logits (Tensor): Student logits, has a shape (N, C, H, W).
             old_logits (Tensor): Teacher logits, has a shape (N, C_old, H, W).
+            valid_mask (Tensor, optional): Pixels to average over, has a shape (N, 1, H, W) or
+                (N, H, W). Defaults to None (every pixel).
 
         Returns:
             Tensor: Scalar loss times ``loss_weight``.
         """
-        return self.loss_weight * unbiased_kd(logits, old_logits, alpha=self.alpha)
+        return self.loss_weight * unbiased_kd(
+            logits, old_logits, alpha=self.alpha, valid_mask=valid_mask)
 
     @property
     def loss_name(self) -> str:

@@ -12,6 +12,7 @@ from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 from torch import Tensor
 
+from ..utils.pretrained import init_weights_checked
 from .equivariance import EquivariantTransform
 from .inference import cams_to_pseudo_label, infer_cams
 from .losses import (background_from_foreground, cam_cls_loss, equivariant_cross_reg_loss,
@@ -81,6 +82,9 @@ class SEAMNet(BaseModel):
         data_preprocessor (dict | nn.Module, optional): Default: mmseg ``SegDataPreProcessor`` with
             ImageNet mean/std, BGR->RGB, size_divisor 8.
         init_cfg (dict | list, optional): MMEngine init config.
+        allow_partial_pretrained (bool): Accept a ``Pretrained`` init_cfg (the backbone's
+            ImageNet weights) that leaves tensors of its module unloaded; by default
+            :meth:`init_weights` raises (see ``IncrementalEncoderDecoder``). Defaults to False.
     """
 
     def __init__(self,
@@ -99,7 +103,8 @@ class SEAMNet(BaseModel):
                  ecr_top_ratio: float = 0.2,
                  test_cfg: Optional[dict] = None,
                  data_preprocessor: Optional[Union[dict, nn.Module]] = None,
-                 init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
+                 init_cfg: Optional[Union[dict, List[dict]]] = None,
+                 allow_partial_pretrained: bool = False) -> None:
         if data_preprocessor is None:
             data_preprocessor = copy.deepcopy(DEFAULT_DATA_PREPROCESSOR)
         if isinstance(data_preprocessor, dict):
@@ -139,6 +144,16 @@ class SEAMNet(BaseModel):
             raise ValueError(f'SEAMNet test_cfg has unknown keys {sorted(unknown)}; valid keys: '
                              f'{sorted(DEFAULT_TEST_CFG)}')
         self.test_cfg = {**DEFAULT_TEST_CFG, **(test_cfg or {})}
+        self.allow_partial_pretrained = allow_partial_pretrained
+
+    def init_weights(self) -> None:
+        """mmengine's weight init, then a check that each ``Pretrained`` init it ran loaded every
+        tensor of its module (unless ``allow_partial_pretrained``).
+
+        Raises:
+            ValueError: a pretrained file left tensors of its module unloaded.
+        """
+        init_weights_checked(self, super().init_weights, self.allow_partial_pretrained)
 
     # ----------------------------------------------------------------------------------- setup
     def get_extra_state(self) -> dict:

@@ -1,7 +1,7 @@
 """EncoderDecoder with incremental classifiers and a frozen previous-step teacher."""
 import copy
 import logging
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -14,6 +14,7 @@ from torch import Tensor
 from ...tasks import IGNORE_INDEX
 from ..decode_heads.incremental_classifier import make_incremental
 from ..utils.head_loss import head_loss_by_feat
+from ..utils.pretrained import init_weights_checked
 
 
 @torch.no_grad()
@@ -56,6 +57,71 @@ def fuse_teacher_bn(teacher: nn.Module, probe_size: int = 64) -> nn.Module:
     return fused
 
 
+def image_extent(metainfo: dict, batch_shape: Sequence[int]) -> Tuple[int, int, int, int]:
+    """Where a sample's image lies in its padded batch: ``(top, bottom, left, right)`` pixels.
+
+    The image covers rows ``top <= y < bottom`` and columns ``left <= x < right`` of the batch
+    tensor. Read from the metainfo that mmseg's ``stack_batch`` (``SegDataPreProcessor``) sets:
+    ``padding_size`` = (left, right, top, bottom) padding, else ``img_shape`` (the image size
+    before batch padding, at the top left); neither means no padding.
+
+    Args:
+        metainfo (dict): A data sample's metainfo.
+        batch_shape (Sequence[int]): Height and width (H, W) of the padded batch.
+
+    Returns:
+        tuple[int, int, int, int]: top, bottom, left, right.
+    """
+    height, width = int(batch_shape[0]), int(batch_shape[1])
+    padding = metainfo.get('padding_size')
+    if padding is not None:
+        left, right, top, bottom = (int(p) for p in padding)
+        return top, height - bottom, left, width - right
+    img_shape = metainfo.get('img_shape')
+    if img_shape is not None:
+        return 0, min(height, int(img_shape[0])), 0, min(width, int(img_shape[1]))
+    return 0, height, 0, width
+
+
+def padding_free_mask(data_samples: SampleList, batch_shape: Sequence[int],
+                      size: Sequence[int], device: Union[str, torch.device] = 'cpu'
+                      ) -> Optional[Tensor]:
+    """Cells of an (h, w) map over a padded batch that lie inside their sample's image.
+
+    Cell ``(i, j)`` of an (h, w) map covers ``[i * H / h, (i + 1) * H / h)`` rows of the (H, W)
+    batch (and the same for columns); it is valid when its centre
+    ``((i + 1/2) * H / h, (j + 1/2) * W / w)`` lies inside the image (:func:`image_extent`),
+    i.e. when at least half of it, in each direction, is image. At the batch resolution
+    (h, w = H, W) this is exactly the set of image pixels; at 1/8 it is what nearest-neighbour
+    downsampling of the pixel mask gives. Computed in integers (no rounding ties).
+
+    Args:
+        data_samples (list[SegDataSample]): The batch's samples (their metainfo).
+        batch_shape (Sequence[int]): Height and width (H, W) of the padded batch tensor.
+        size (Sequence[int]): Height and width (h, w) of the distilled map.
+        device (str | torch.device): Device of the mask. Defaults to 'cpu'.
+
+    Returns:
+        Tensor, optional: Bool mask, has a shape (N, 1, h, w); None when every cell is valid (no
+        sample is padded at this resolution).
+    """
+    height, width = int(batch_shape[0]), int(batch_shape[1])
+    h, w = int(size[0]), int(size[1])
+    extents = torch.tensor([image_extent(s.metainfo, (height, width)) for s in data_samples],
+                           dtype=torch.long).view(-1, 4)
+    if bool((extents == torch.tensor([0, height, 0, width])).all()):
+        return None
+    top, bottom, left, right = (extents[:, k:k + 1] for k in range(4))  # (N, 1) each
+    row_centre = (2 * torch.arange(h) + 1) * height  # 2h x the centre, in batch pixels
+    col_centre = (2 * torch.arange(w) + 1) * width
+    rows = (row_centre >= 2 * h * top) & (row_centre < 2 * h * bottom)  # (N, h)
+    cols = (col_centre >= 2 * w * left) & (col_centre < 2 * w * right)  # (N, w)
+    mask = rows[:, None, :, None] & cols[:, None, None, :]
+    if bool(mask.all()):
+        return None
+    return mask.to(device)
+
+
 @MODELS.register_module()
 class IncrementalEncoderDecoder(EncoderDecoder):
     """mmseg ``EncoderDecoder`` whose decode and auxiliary heads learn classes step by step.
@@ -64,7 +130,10 @@ class IncrementalEncoderDecoder(EncoderDecoder):
     teacher (previous-step model, set by ``IncrementalStepHook``) is held outside the module tree:
     it is never in ``parameters()``, ``state_dict()`` or the optimizer, so a step-t checkpoint
     loads into a plain step-t model. Its logits (and decode-head input features, for ILT) reach
-    the distillation losses, computed on the decode head's output before upsampling.
+    the distillation losses, computed on the decode head's output before upsampling
+    (``distill_at='logits'``) or at the label size (``distill_at='label'``, as MiB). Cells that
+    batch padding made (outside a sample's image, :func:`padding_free_mask`) are left out of
+    every distillation term; the segmentation losses ignore them through the 255 label padding.
 
     Args:
         classes_per_step (Sequence[int]): Output channels of each step 0..t, e.g. ``[16, 5]``.
@@ -84,8 +153,21 @@ class IncrementalEncoderDecoder(EncoderDecoder):
             (which the unbiased losses read as "background or an old class"). A CAM that spills
             onto old objects would otherwise teach the student to overwrite them. Defaults to
             False (true masks need no veto).
+        distill_at (str): Resolution of the logit distillation: ``'logits'`` (default), the
+            decode head's output (1/8 of the input for BiSeNet; the teacher is resized to it if
+            needed), or ``'label'``, student and teacher logits upsampled bilinearly to the label
+            (= input) size first, as MiB computes it. ILT's features are always distilled at
+            their own resolution.
+        allow_partial_pretrained (bool): Accept a ``Pretrained`` init_cfg (or ``pretrained=``)
+            that leaves tensors of its module without the file's values (absent from the file,
+            of another shape). By default :meth:`init_weights` raises, naming the module, the
+            checkpoint and the keys
+            (:func:`~mmincseg.models.utils.pretrained.check_pretrained_loaded`): such a file has
+            another layout than the architecture built. Defaults to False.
         **kwargs: ``EncoderDecoder`` arguments (backbone, decode_head, auxiliary_head...).
     """
+
+    DISTILL_AT = ('logits', 'label')
 
     def __init__(self,
                  classes_per_step: Sequence[int],
@@ -96,7 +178,12 @@ class IncrementalEncoderDecoder(EncoderDecoder):
                  fuse_teacher_bn: bool = True,
                  teacher_channels_last: Optional[bool] = None,
                  old_class_veto: bool = False,
+                 distill_at: str = 'logits',
+                 allow_partial_pretrained: bool = False,
                  **kwargs) -> None:
+        if distill_at not in self.DISTILL_AT:
+            raise ValueError(f'model.distill_at={distill_at!r} is not supported; use one of '
+                             f'{self.DISTILL_AT}')
         super().__init__(backbone=backbone, decode_head=decode_head, **kwargs)
         self.classes_per_step = [int(n) for n in classes_per_step]
         for head in self._heads():
@@ -108,7 +195,18 @@ class IncrementalEncoderDecoder(EncoderDecoder):
         self.fuse_teacher_bn = fuse_teacher_bn
         self.teacher_channels_last = teacher_channels_last
         self.old_class_veto = old_class_veto
+        self.distill_at = distill_at
+        self.allow_partial_pretrained = allow_partial_pretrained
         self._teacher: List[nn.Module] = []  # a list keeps it out of the module tree
+
+    def init_weights(self) -> None:
+        """mmengine's weight init, then a check that each ``Pretrained`` init it ran loaded every
+        tensor of its module (unless ``allow_partial_pretrained``).
+
+        Raises:
+            ValueError: a pretrained file left tensors of its module unloaded.
+        """
+        init_weights_checked(self, super().init_weights, self.allow_partial_pretrained)
 
     def _heads(self) -> List[nn.Module]:
         heads = [self.decode_head]
@@ -193,6 +291,53 @@ class IncrementalEncoderDecoder(EncoderDecoder):
             old = logits.argmax(dim=1).view_as(gt) > 0
             sample.gt_sem_seg.data = torch.where(new & old, torch.zeros_like(gt), gt)
 
+    def distillation_losses(self, seg_logits: Tensor, old_logits: Optional[Tensor],
+                            data_samples: SampleList, batch_shape: Sequence[int],
+                            new_feats: Optional[Union[Tensor, List[Tensor]]] = None,
+                            old_feats: Optional[Union[Tensor, List[Tensor]]] = None) -> dict:
+        """The distillation terms of :meth:`loss`, from given student and teacher outputs.
+
+        Every term is averaged over the cells inside the samples' images only
+        (:func:`padding_free_mask` at the resolution of each distilled tensor).
+
+        Args:
+            seg_logits (Tensor): Student decode-head logits, has a shape (N, C, h, w).
+            old_logits (Tensor, optional): Teacher logits, has a shape (N, C_old, h', w').
+            data_samples (list[SegDataSample]): The batch's samples (metainfo, ``gt_sem_seg``).
+            batch_shape (Sequence[int]): Height and width (H, W) of the padded input batch.
+            new_feats (Tensor | list[Tensor], optional): Student decode-head input features.
+            old_feats (Tensor | list[Tensor], optional): Teacher features of the same shapes.
+
+        Returns:
+            dict[str, Tensor]: ``loss_kd`` and ``loss_feat_kd`` (the losses' ``loss_name``), as
+            configured.
+        """
+        losses = {}
+        if self.distill_loss is not None and old_logits is not None:
+            size = seg_logits.shape[2:]
+            if self.distill_at == 'label':
+                gt = data_samples[0].get('gt_sem_seg') if data_samples else None
+                size = gt.shape[-2:] if gt is not None else tuple(batch_shape)
+                if seg_logits.shape[2:] != size:
+                    seg_logits = resize(seg_logits, size, mode='bilinear',
+                                        align_corners=self.align_corners)
+            if old_logits.shape[2:] != size:
+                old_logits = resize(old_logits, size, mode='bilinear',
+                                    align_corners=self.align_corners)
+            valid = padding_free_mask(data_samples, batch_shape, size, seg_logits.device)
+            losses[self.distill_loss.loss_name] = self.distill_loss(seg_logits, old_logits,
+                                                                    valid_mask=valid)
+        if self.feature_distill_loss is not None and new_feats is not None:
+            levels = [new_feats] if isinstance(new_feats, Tensor) else list(new_feats)
+            masks = [
+                padding_free_mask(data_samples, batch_shape, f.shape[-2:], f.device)
+                if f.dim() == 4 else None for f in levels
+            ]
+            losses[self.feature_distill_loss.loss_name] = self.feature_distill_loss(
+                new_feats, old_feats,
+                valid_mask=None if all(m is None for m in masks) else masks)
+        return losses
+
     def loss(self, inputs: Tensor, data_samples: SampleList) -> dict:
         """Segmentation losses of every head plus distillation from the teacher.
 
@@ -218,13 +363,8 @@ class IncrementalEncoderDecoder(EncoderDecoder):
         if self.with_auxiliary_head:
             losses.update(self._auxiliary_head_forward_train(feats, data_samples))
         if use_teacher:
-            if self.distill_loss is not None:
-                if old_logits.shape[2:] != seg_logits.shape[2:]:
-                    old_logits = resize(old_logits, seg_logits.shape[2:], mode='bilinear',
-                                        align_corners=self.align_corners)
-                losses[self.distill_loss.loss_name] = self.distill_loss(seg_logits, old_logits)
-            if self.feature_distill_loss is not None:
-                new_feats = self.decode_head._transform_inputs(feats)
-                losses[self.feature_distill_loss.loss_name] = self.feature_distill_loss(
-                    new_feats, old_feats)
+            new_feats = self.decode_head._transform_inputs(feats) \
+                if self.feature_distill_loss is not None else None
+            losses.update(self.distillation_losses(seg_logits, old_logits, data_samples,
+                                                   inputs.shape[2:], new_feats, old_feats))
         return losses

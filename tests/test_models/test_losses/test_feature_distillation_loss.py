@@ -55,3 +55,57 @@ def test_module_wrapper_and_registry():
     features, old_features = torch.randn(1, 4, 2, 2), torch.randn(1, 4, 2, 2)
     torch.testing.assert_close(module(features, old_features),
                                100.0 * F.mse_loss(features, old_features))
+
+
+def test_valid_mask_leaves_out_padding_value_and_gradient():
+    gen = torch.Generator().manual_seed(0)
+    features = [torch.randn(2, 4, 4, 4, generator=gen), torch.randn(2, 3, 2, 2, generator=gen)]
+    old_features = [torch.randn_like(f) for f in features]
+    leaves = [f.clone().requires_grad_(True) for f in features]
+    reference = feature_distillation(leaves, old_features)
+    reference.backward()
+
+    padded, padded_old, masks = [], [], []
+    for f, old in zip(features, old_features):
+        n, c, h, w = f.shape
+        big = torch.randn(n, c, h + 2, w + 1, generator=gen) * 50
+        big_old = torch.randn(n, c, h + 2, w + 1, generator=gen) * 50
+        big[:, :, :h, :w], big_old[:, :, :h, :w] = f, old
+        mask = torch.zeros(n, 1, h + 2, w + 1, dtype=torch.bool)
+        mask[:, :, :h, :w] = True
+        padded.append(big.requires_grad_(True))
+        padded_old.append(big_old)
+        masks.append(mask)
+    loss = feature_distillation(padded, padded_old, valid_mask=masks)
+    loss.backward()
+    torch.testing.assert_close(loss, reference)
+    for big, leaf in zip(padded, leaves):
+        h, w = leaf.shape[2:]
+        torch.testing.assert_close(big.grad[:, :, :h, :w], leaf.grad)
+        assert (big.grad[:, :, h:] == 0).all() and (big.grad[:, :, :, w:] == 0).all()
+
+
+def test_valid_mask_per_sample_all_ones_and_errors():
+    features, old_features = torch.randn(2, 3, 4, 5), torch.randn(2, 3, 4, 5)
+    plain = feature_distillation(features, old_features)
+    torch.testing.assert_close(
+        feature_distillation(features, old_features, valid_mask=torch.ones(2, 4, 5)), plain)
+    mask = torch.zeros(2, 1, 4, 5)
+    mask[0] = 1
+    mask[1, :, :2, :3] = 1
+    expected = ((features[0] - old_features[0]).square().sum()
+                + (features[1, :, :2, :3] - old_features[1, :, :2, :3]).square().sum()) / (3 * 26)
+    torch.testing.assert_close(feature_distillation(features, old_features, valid_mask=mask),
+                               expected)
+    # a level without a mask is the plain MSE
+    two = feature_distillation([features, features], [old_features, old_features],
+                               valid_mask=[mask, None])
+    torch.testing.assert_close(two, (expected + plain) / 2)
+    with pytest.raises(ValueError, match='1 valid_mask for 2'):
+        feature_distillation([features, features], [old_features, old_features],
+                             valid_mask=mask)
+    with pytest.raises(ValueError, match='valid_mask'):
+        feature_distillation(features, old_features, valid_mask=torch.ones(2, 1, 2, 2))
+    torch.testing.assert_close(
+        FeatureDistillationLoss(loss_weight=100.0)(features, old_features, valid_mask=mask),
+        100.0 * expected)

@@ -85,3 +85,45 @@ def test_module_wrapper_and_registry():
     logits, old_logits = torch.randn(1, 4, 2, 2), torch.randn(1, 3, 2, 2)
     torch.testing.assert_close(module(logits, old_logits),
                                100.0 * lwf_kd(logits, old_logits, alpha=2.0))
+
+
+def test_valid_mask_leaves_out_padding_value_and_gradient():
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, 5, 4, 4, generator=gen) * 3
+    old_logits = torch.randn(2, 3, 4, 4, generator=gen) * 3
+    reference_logits = logits.clone().requires_grad_(True)
+    reference = lwf_kd(reference_logits, old_logits, alpha=0.5)
+    reference.backward()
+
+    padded = (torch.randn(2, 5, 7, 5, generator=gen) * 50)
+    padded[:, :, :4, :4] = logits
+    padded.requires_grad_(True)
+    padded_old = torch.randn(2, 3, 7, 5, generator=gen) * 50
+    padded_old[:, :, :4, :4] = old_logits
+    mask = torch.zeros(2, 7, 5, dtype=torch.bool)
+    mask[:, :4, :4] = True
+    loss = lwf_kd(padded, padded_old, alpha=0.5, valid_mask=mask)
+    loss.backward()
+    torch.testing.assert_close(loss, reference)
+    torch.testing.assert_close(padded.grad[:, :, :4, :4], reference_logits.grad)
+    assert (padded.grad[:, :, 4:] == 0).all() and (padded.grad[:, :, :, 4:] == 0).all()
+
+    # per-sample extents: the mean over the valid pixels of the batch
+    mask = torch.zeros(2, 1, 7, 5)
+    mask[0, :, :4, :4] = 1
+    mask[1, :, :2, :3] = 1
+    first = lwf_kd(logits[:1], old_logits[:1])
+    second = lwf_kd(logits[1:, :, :2, :3], old_logits[1:, :, :2, :3])
+    torch.testing.assert_close(lwf_kd(padded.detach(), padded_old, valid_mask=mask),
+                               (first * 16 + second * 6) / 22)
+
+
+def test_all_ones_mask_is_todays_loss():
+    logits, old_logits = torch.randn(2, 5, 3, 4), torch.randn(2, 3, 3, 4)
+    torch.testing.assert_close(lwf_kd(logits, old_logits, valid_mask=torch.ones(2, 1, 3, 4)),
+                               lwf_kd(logits, old_logits))
+    with pytest.raises(ValueError, match='lwf_kd: valid_mask'):
+        lwf_kd(logits, old_logits, valid_mask=torch.ones(1, 1, 3, 4))
+    mask = torch.rand(2, 3, 4) > 0.5
+    torch.testing.assert_close(LwFKDLoss(loss_weight=7.0)(logits, old_logits, valid_mask=mask),
+                               7.0 * lwf_kd(logits, old_logits, valid_mask=mask))

@@ -121,3 +121,63 @@ def test_module_wrapper_and_registry():
     logits, old_logits = torch.randn(1, 4, 2, 2), torch.randn(1, 3, 2, 2)
     torch.testing.assert_close(module(logits, old_logits),
                                3.0 * unbiased_kd(logits, old_logits, alpha=2.0))
+
+
+def _pad_with_garbage(tensor, extra_h, extra_w, gen):
+    """``tensor`` (N, C, H, W) with ``extra_h`` rows and ``extra_w`` columns of large random
+    values appended (what batch padding puts around an image, but worse)."""
+    n, c, h, w = tensor.shape
+    out = torch.randn(n, c, h + extra_h, w + extra_w, generator=gen) * 50
+    out[:, :, :h, :w] = tensor
+    return out
+
+
+def test_valid_mask_leaves_out_padding_value_and_gradient():
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, 5, 4, 4, generator=gen) * 3
+    old_logits = torch.randn(2, 3, 4, 4, generator=gen) * 3
+    reference_logits = logits.clone().requires_grad_(True)
+    reference = unbiased_kd(reference_logits, old_logits, alpha=2.0)
+    reference.backward()
+
+    padded = _pad_with_garbage(logits, 2, 3, gen).requires_grad_(True)
+    padded_old = _pad_with_garbage(old_logits, 2, 3, gen)
+    mask = torch.zeros(2, 1, 6, 7, dtype=torch.bool)
+    mask[:, :, :4, :4] = True
+    loss = unbiased_kd(padded, padded_old, alpha=2.0, valid_mask=mask)
+    loss.backward()
+    torch.testing.assert_close(loss, reference)
+    torch.testing.assert_close(padded.grad[:, :, :4, :4], reference_logits.grad)
+    assert (padded.grad[:, :, 4:] == 0).all() and (padded.grad[:, :, :, 4:] == 0).all()
+    # the garbage does change the unmasked loss
+    assert not torch.isclose(unbiased_kd(padded, padded_old, alpha=2.0), reference)
+
+
+def test_valid_mask_is_a_mean_over_the_valid_pixels_of_every_sample():
+    gen = torch.Generator().manual_seed(1)
+    logits = torch.randn(2, 4, 5, 6, generator=gen)
+    old_logits = torch.randn(2, 2, 5, 6, generator=gen)
+    mask = torch.zeros(2, 5, 6)  # (N, H, W) float: sample 0 keeps 4x6, sample 1 keeps 2x3
+    mask[0, :4] = 1
+    mask[1, :2, :3] = 1
+    first = unbiased_kd(logits[:1, :, :4], old_logits[:1, :, :4])
+    second = unbiased_kd(logits[1:, :, :2, :3], old_logits[1:, :, :2, :3])
+    expected = (first * 24 + second * 6) / 30
+    torch.testing.assert_close(unbiased_kd(logits, old_logits, valid_mask=mask), expected)
+
+
+def test_all_ones_mask_is_todays_loss_and_bad_masks_are_refused():
+    logits, old_logits = torch.randn(2, 5, 3, 4), torch.randn(2, 3, 3, 4)
+    plain = unbiased_kd(logits, old_logits)
+    torch.testing.assert_close(
+        unbiased_kd(logits, old_logits, valid_mask=torch.ones(2, 1, 3, 4, dtype=torch.bool)), plain)
+    torch.testing.assert_close(
+        unbiased_kd(logits, old_logits, valid_mask=torch.ones(2, 3, 4)), plain)
+    empty = unbiased_kd(logits, old_logits, valid_mask=torch.zeros(2, 3, 4))
+    assert empty.item() == 0
+    with pytest.raises(ValueError, match='valid_mask'):
+        unbiased_kd(logits, old_logits, valid_mask=torch.ones(2, 1, 6, 8))
+    module = UnbiasedKDLoss(loss_weight=3.0)
+    mask = torch.rand(2, 1, 3, 4) > 0.5
+    torch.testing.assert_close(module(logits, old_logits, valid_mask=mask),
+                               3.0 * unbiased_kd(logits, old_logits, valid_mask=mask))
