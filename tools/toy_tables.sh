@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Reproduces the toy-data tables of docs/results.md (seed's Tables 1 and 2 on the synthetic VOC).
-# Usage: bash tools/toy_tables.sh [table1|table2|table3|all]   (CPU; ~1-2 h on 2 cores)
+# Usage: bash tools/toy_tables.sh [table1|table2|table3|kd15-1|all]   (CPU; ~1-2 h on 2 cores)
 # Two chains run in parallel with one thread each (2 cores); logs go to work_dirs/toy/*.log.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,6 +40,20 @@ if [ "$WHAT" = table2 ] || [ "$WHAT" = all ]; then
     --md "$W/table2_15-5.md" --png "$W/table2_15-5.png"
   $PY tools/summarize_results.py $W/{ft,lwf,ilt,mib}_15-1 $W/joint_15-5 --names FT LwF ILT MiB Joint \
     --md "$W/table2_15-1.md" --png "$W/table2_15-1.png"
+fi
+
+if [ "$WHAT" = kd15-1 ] || [ "$WHAT" = all ]; then
+  # MiB 15-1 with MiB's authors' distillation weight 100 (the configs' default) against the
+  # paper's 10, from the same step 0 (the same model as table2's base: classes 0-15).
+  [ -f "$W/base/step0/step_result.json" ] || \
+    run configs/mib/bisenet_r18_toyvoc_15-1_step0.py --work-dir "$W/base" --steps 0 > "$W/base.log" 2>&1
+  run configs/mib/bisenet_r18_toyvoc_15-1_step0.py --work-dir "$W/mib_15-1" --step0 "$W/base/step0" \
+    --cfg-options $STEP_OPTS > "$W/mib_15-1.log" 2>&1 &
+  run configs/mib/bisenet_r18_toyvoc_15-1_step0.py --work-dir "$W/mib_15-1_kd10" --step0 "$W/base/step0" \
+    --cfg-options $STEP_OPTS incremental.kd_weight=10 > "$W/mib_15-1_kd10.log" 2>&1 &
+  wait
+  $PY tools/summarize_results.py $W/mib_15-1_kd10 $W/mib_15-1 --names "MiB kd 10" "MiB kd 100" \
+    --md "$W/kd_15-1.md" --png "$W/kd_15-1.png"
 fi
 
 if [ "$WHAT" = table3 ] || [ "$WHAT" = all ]; then

@@ -20,5 +20,6 @@ default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', by_epoch=True, interval=10, max_keep_ckpts=2,
                     save_last=True),
     sampler_seed=dict(type='DistSamplerSeedHook'),
-    # prediction overlays of every 50th val image (work_dir/<time>/vis_data/vis_image)
-    visualization=dict(type='SegVisualizationHook', draw=True, interval=50))
+    # prediction overlays of every 50th val image (work_dir/<time>/vis_data/vis_image); mmseg's
+    # SegVisualizationHook that also draws the crops of VOC's Resize + CenterCrop evaluation
+    visualization=dict(type='EvaluatedImageVisualizationHook', draw=True, interval=50))

@@ -18,6 +18,7 @@ METHODS: Dict[str, Dict[str, Any]] = {
     'joint': dict(unbiased=False, kd=None),
 }
 LABELS = ('gt', 'seam')
+CROSS_ENTROPY_TYPES = ('CrossEntropyLoss', 'mmseg.CrossEntropyLoss')
 INCREMENTAL_KEYS = {
     'task', 'step', 'setting', 'method', 'labels', 'prev_checkpoint', 'kd_weight', 'kd_alpha',
     'feat_kd_weight', 'lr_factor', 'init_novel', 'work_root', 'pseudo_label_dir', 'seam'
@@ -137,15 +138,30 @@ def _head_cfgs(model: dict, source: str) -> List[dict]:
 
 
 def _set_head_loss(head: dict, method: dict, n_old: int) -> None:
+    """Set a head's segmentation loss for the method: one cross-entropy for every method.
+
+    MiB's unbiased CE averages over the non-ignored pixels; every other softmax cross-entropy
+    (FT, LwF, ILT, Joint, every step 0) is mmseg's ``CrossEntropyLoss`` with
+    ``avg_non_ignore=True``, so 255 and batch padding never dilute the loss (mmseg's default
+    divides by every pixel) and the CE weighs the same against distillation for every method.
+    A head without ``loss_decode`` gets mmseg's default CE first; a list of losses keeps its
+    types (only its cross-entropies get ``avg_non_ignore``).
+    """
     loss = head.get('loss_decode')
-    if not isinstance(loss, dict):
-        return  # a list of losses is left as configured
-    weight = loss.get('loss_weight', 1.0)
-    if method['unbiased'] and n_old > 0:
-        head['loss_decode'] = dict(type='UnbiasedCrossEntropyLoss', old_classes=n_old,
-                                   loss_weight=weight)
-    elif loss.get('type') == 'UnbiasedCrossEntropyLoss':
-        head['loss_decode'] = dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=weight)
+    if loss is None:  # BaseDecodeHead's default
+        loss = dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)
+    if isinstance(loss, dict):
+        weight = loss.get('loss_weight', 1.0)
+        if method['unbiased'] and n_old > 0:
+            loss = dict(type='UnbiasedCrossEntropyLoss', old_classes=n_old, loss_weight=weight)
+        elif loss.get('type') == 'UnbiasedCrossEntropyLoss':
+            loss = dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=weight)
+        head['loss_decode'] = loss
+        loss = head['loss_decode']  # a ConfigDict stores a copy
+    for item in (loss if isinstance(loss, (list, tuple)) else [loss]):
+        if (isinstance(item, dict) and item.get('type') in CROSS_ENTROPY_TYPES
+                and not item.get('use_sigmoid', False)):
+            item['avg_non_ignore'] = True
 
 
 def resolve_incremental_config(cfg: Config) -> Config:
@@ -269,6 +285,8 @@ def _set_metric(cfg: Config, task: str, step: int) -> None:
 def _finish(cfg: Config, inc: dict) -> Config:
     """Steps shared by every resolution: resumable loop, gloo without CUDA, mark as resolved."""
     _resumable_train_loop(cfg)
+    _seeded_sampler(cfg)
+    _no_persistence_without_workers(cfg)
     if not _cuda_available():
         cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})['backend'] = 'gloo'
     cfg.incremental = inc
@@ -302,6 +320,31 @@ def _sync_buffers(hooks: List[dict]) -> None:
     """
     if not any(h.get('type') == 'SyncBuffersHook' for h in hooks):
         hooks.append(dict(type='SyncBuffersHook'))
+
+
+def _seeded_sampler(cfg: Config) -> None:
+    """Train with ``SeededSampler``: each sample's augmentation seeded from (seed, epoch, index).
+
+    Exact ``--resume`` then holds with data-loader workers of any number, persistent or not
+    (datasets/samplers.py). Another sampler type is left as configured.
+    """
+    loader = cfg.get('train_dataloader')
+    sampler = loader.get('sampler') if isinstance(loader, dict) else None
+    if isinstance(sampler, dict) and sampler.get('type') in ('DefaultSampler',
+                                                              'mmengine.DefaultSampler'):
+        sampler['type'] = 'SeededSampler'
+
+
+def _no_persistence_without_workers(cfg: Config) -> None:
+    """``num_workers=0`` (the usual debugging override) turns ``persistent_workers`` off.
+
+    torch's DataLoader refuses persistent workers when there are none.
+    """
+    for name in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        loader = cfg.get(name)
+        if isinstance(loader, dict) and loader.get('num_workers', 0) == 0 and loader.get(
+                'persistent_workers', False):
+            loader['persistent_workers'] = False
 
 
 def _resumable_train_loop(cfg: Config) -> None:

@@ -1,11 +1,13 @@
 """PASCAL VOC for one step of a class-incremental split."""
 import hashlib
 import json
+import logging
 import os
 import os.path as osp
 from typing import Dict, List, Optional
 
 import numpy as np
+from mmengine.logging import print_log
 from mmseg.datasets import PascalVOCDataset
 from mmseg.registry import DATASETS
 from PIL import Image
@@ -14,9 +16,13 @@ from ..tasks import (IGNORE_INDEX, NUM_VOC_CLASSES, check_setting, class_names, 
                      classes_seen, future_classes, new_classes)
 from ..utils.io import atomic_write
 from .image_labels import IMAGE_LABELS_FILE, read_image_labels
+from .samplers import sample_random_state
 
 VALID_LABELS = frozenset(range(NUM_VOC_CLASSES)) | {IGNORE_INDEX}
 INDEX_VERSION = 1
+# VOC2012 + SBD (the protocol's 10582 training images) and plain VOC2012 (1464)
+SBD_SPLIT, SBD_MASKS = 'train_aug.txt', 'SegmentationClassAug'
+PLAIN_SPLIT, PLAIN_MASKS = 'train.txt', 'SegmentationClass'
 
 
 def default_cache_dir() -> str:
@@ -193,6 +199,7 @@ class IncrementalVOCDataset(PascalVOCDataset):
 
     def load_data_list(self) -> List[dict]:
         """Load the split list, select the step's images and attach labels and label maps."""
+        self._fall_back_without_sbd()
         if not osp.isfile(self.ann_file):
             raise FileNotFoundError(
                 f'split list {self.ann_file} does not exist. Point --data-root at a VOC2012 '
@@ -231,6 +238,37 @@ class IncrementalVOCDataset(PascalVOCDataset):
             info['img_labels'] = sorted(c for c in present if c in label_space and c != 0)
             selected.append(info)
         return selected
+
+    def _fall_back_without_sbd(self) -> None:
+        """Train on ``train.txt`` + ``SegmentationClass/`` when a VOC2012 folder lacks SBD.
+
+        Most people first have plain VOC2012 (1464 training masks); the protocol's 10582 images
+        need the SBD extension (``SegmentationClassAug/``, ``train_aug.txt``). Without it the step
+        trains on what there is, and one warning says how many images that is and how to add SBD.
+        """
+        if osp.isfile(self.ann_file) or osp.basename(self.ann_file) != SBD_SPLIT:
+            return
+        plain = osp.join(osp.dirname(self.ann_file), PLAIN_SPLIT)
+        if not osp.isfile(plain):
+            return  # the missing-split-list error names the SBD list
+        seg_dir = self.data_prefix.get('seg_map_path', '')
+        if osp.basename(seg_dir.rstrip('/')) == SBD_MASKS and not osp.isdir(seg_dir):
+            self.data_prefix['seg_map_path'] = osp.join(osp.dirname(seg_dir.rstrip('/')),
+                                                        PLAIN_MASKS)
+        with open(plain) as f:
+            count = sum(1 for line in f if line.strip())
+        print_log(
+            f'{self.ann_file} does not exist (VOC2012 without the SBD extension): training on the '
+            f'{count} images of {plain} with masks from {self.data_prefix["seg_map_path"]}. The '
+            f'protocol trains on the 10582 images of {SBD_SPLIT}: add SBD with mmseg\'s '
+            f'tools/dataset_converters/voc_aug.py ({SBD_MASKS}/ and {SBD_SPLIT}).',
+            logger='current', level=logging.WARNING)
+        self.ann_file = plain
+
+    def __getitem__(self, idx: int) -> dict:
+        """Sample ``idx``; a :class:`SampleIndex` first seeds its random transforms."""
+        with sample_random_state(idx):
+            return super().__getitem__(int(idx))
 
     def prepare_data(self, idx: int):
         """Run the pipeline on sample ``idx``; a failure names the sample's files and the fix.

@@ -1,23 +1,18 @@
 """An epoch-based training loop whose ``--resume`` continues exactly where a run stopped."""
-import random
-
-import numpy as np
-import torch
 from mmengine.runner import EpochBasedTrainLoop
 from mmseg.registry import LOOPS
+
+from ..utils.seeding import derive_seed, seed_everything
 
 
 def iteration_seed(seed: int, iteration: int) -> int:
     """The seed of one training iteration: a hash of the run's seed and the iteration index."""
-    return int(np.random.SeedSequence([int(seed) % 2**32, int(iteration)]).generate_state(1)[0])
+    return derive_seed(seed, iteration)
 
 
 def seed_iteration(seed: int, iteration: int) -> None:
     """Seed Python, NumPy and torch (CPU and CUDA) for one iteration."""
-    value = iteration_seed(seed, iteration)
-    random.seed(value)
-    np.random.seed(value)
-    torch.manual_seed(value)  # seeds every CUDA device too
+    seed_everything(iteration_seed(seed, iteration))
 
 
 @LOOPS.register_module()
@@ -33,11 +28,12 @@ class ResumableEpochBasedTrainLoop(EpochBasedTrainLoop):
       batch is loaded, so what an iteration draws depends only on the seed and its index;
     - a resumed epoch skips (loads and drops, in the sampler's order) the batches already trained.
 
-    With ``randomness=dict(seed=S, deterministic=True)`` and data loaded in the main process
-    (``num_workers=0``) or by non-persistent workers, a run killed at any point and resumed ends
-    with the weights of an uninterrupted run. Persistent workers keep their own random streams
-    across epochs, which a resumed run cannot restore. The resolver uses this loop in place of
-    ``EpochBasedTrainLoop``; the arguments are the same.
+    Data-loader workers (persistent or not) draw each sample's augmentation from a seed of the
+    run's seed, the epoch and the sample index (``SeededSampler``, which the resolver puts in
+    place of ``DefaultSampler``), so with ``randomness=dict(seed=S, deterministic=True)`` a run
+    killed at any point and resumed ends with the weights of an uninterrupted run, whatever the
+    number of workers. The resolver uses this loop in place of ``EpochBasedTrainLoop``; the
+    arguments are the same.
     """
 
     def run_epoch(self) -> None:

@@ -1,3 +1,4 @@
+import glob
 import os.path as osp
 
 import pytest
@@ -96,3 +97,57 @@ def test_every_shipped_step_config_resolves(repo_root):
     for path in configs:
         cfg = load_step_config(path, work_dir='w')
         assert cfg.incremental['task'] and cfg.work_dir.startswith('w')
+
+
+@pytest.mark.parametrize('method,step', [('ft', 0), ('ft', 1), ('lwf', 1), ('ilt', 1),
+                                         ('mib', 0), ('mib', 1), ('joint', 0)])
+def test_every_head_averages_ce_over_non_ignored_pixels(method, step):
+    """255 pixels (void, batch padding) do not dilute any method's CE: the loss on a map whose
+    right half is 255 equals the loss on its left half alone."""
+    import torch
+    from mmseg.registry import MODELS
+
+    config = ('configs/joint/bisenet_r18_toyvoc_15-5.py' if method == 'joint' else
+              TOY.format(method, 0))
+    cfg = load_step_config(config, work_dir='work_dirs/x',
+                           cfg_options=None if method == 'joint' else {'incremental.step': step})
+    model = MODELS.build(cfg.model)
+    heads = [model.decode_head, *model.auxiliary_head]
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, 21, 6, 8, generator=gen)
+    labels = torch.randint(0, 21, (2, 6, 8), generator=gen)
+    labels[..., 4:] = 255
+    for head in heads:
+        loss = head.loss_decode
+        full = loss(logits, labels, ignore_index=255)
+        valid = loss(logits[..., :4].contiguous(), labels[..., :4].contiguous(),
+                     ignore_index=255)
+        torch.testing.assert_close(full, valid, msg=f'{method} step {step}: {loss}')
+
+
+def test_ce_without_loss_decode_gets_the_mean_over_valid_pixels():
+    cfg = resolved('ft', **{'model.decode_head.loss_decode': None})
+    assert cfg.model.decode_head.loss_decode == dict(type='CrossEntropyLoss', use_sigmoid=False,
+                                                     loss_weight=1.0, avg_non_ignore=True)
+
+
+def test_no_workers_turns_persistent_workers_off():
+    cfg = resolved(**{'train_dataloader.num_workers': 0})
+    assert cfg.train_dataloader.persistent_workers is False
+    assert cfg.val_dataloader.persistent_workers is True  # it still has workers
+
+
+def test_training_samples_are_seeded_by_the_sampler():
+    assert resolved().train_dataloader.sampler.type == 'SeededSampler'
+    assert resolved().val_dataloader.sampler.type == 'DefaultSampler'
+
+
+@pytest.mark.parametrize('config', sorted(glob.glob('configs/mib/*_15-1_step0.py')))
+def test_mib_15_1_distils_with_weight_100(config):
+    """MiB's authors' 15-1 setting (kd 100); 15-5 keeps the paper's 10."""
+    cfg = load_step_config(config, work_dir='work_dirs/x', cfg_options={'incremental.step': 1})
+    assert cfg.model.distill_loss.loss_weight == 100.0
+    other = config.replace('_15-1_', '_15-5_')
+    if osp.isfile(other):
+        cfg = load_step_config(other, work_dir='work_dirs/x', cfg_options={'incremental.step': 1})
+        assert cfg.model.distill_loss.loss_weight == 10.0

@@ -1,3 +1,4 @@
+import logging
 import os
 import os.path as osp
 
@@ -154,3 +155,80 @@ def test_toy_dataset_with_real_config(toy_voc):
     sample = train[0]
     labels = set(sample['data_samples'].gt_sem_seg.data.unique().tolist())
     assert labels <= {0, 16, 17, 18, 19, 20, 255}
+
+
+class _ListHandler(logging.Handler):
+    """Collects the messages of a logger (MMLogger does not propagate to pytest's caplog)."""
+
+    def __init__(self, messages):
+        super().__init__()
+        self.messages = messages
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+
+VOC_STEP1 = 'configs/mib/bisenet_r101_voc_15-5_step1.py'
+
+
+def test_plain_voc2012_without_sbd_trains_on_train_txt(tmp_path):
+    """No SegmentationClassAug/ and no train_aug.txt: the real VOC config trains on train.txt."""
+    from mmengine.logging import MMLogger
+    from mmseg.registry import DATASETS
+
+    from mmincseg.apis import load_step_config
+    root = make_voc(str(tmp_path))  # plain VOC layout: SegmentationClass/, train.txt, val.txt
+    cfg = load_step_config(VOC_STEP1, work_dir=str(tmp_path / 'w'), data_root=root)
+    cfg.train_dataloader.dataset.cache_dir = osp.join(root, 'cache')
+    logger = MMLogger.get_current_instance()
+    messages = []
+    handler = _ListHandler(messages)
+    logger.addHandler(handler)
+    try:
+        ds = DATASETS.build(cfg.train_dataloader.dataset)
+    finally:
+        logger.removeHandler(handler)
+    assert names(ds) == ['b', 'c', 'e']  # the 15-5 step-1 images of train.txt
+    assert ds.get_data_info(0)['seg_map_path'].endswith(osp.join('SegmentationClass', 'b.png'))
+    warning = [m for m in messages if 'train_aug.txt does not exist' in m]
+    assert len(warning) == 1 and '5 images' in warning[0] and 'voc_aug.py' in warning[0]
+
+
+def test_missing_sbd_and_train_txt_names_the_sbd_list(tmp_path):
+    from mmseg.registry import DATASETS
+
+    from mmincseg.apis import load_step_config
+    root = make_voc(str(tmp_path))
+    os.remove(osp.join(root, 'ImageSets/Segmentation/train.txt'))
+    cfg = load_step_config(VOC_STEP1, work_dir=str(tmp_path / 'w'), data_root=root)
+    with pytest.raises(FileNotFoundError, match=r'train_aug\.txt does not exist'):
+        DATASETS.build(cfg.train_dataloader.dataset)
+
+
+@pytest.mark.parametrize('full_image', [False, True])
+def test_voc_evaluates_resize_512_center_crop_512(tmp_path, full_image):
+    """The community's protocol by default; full images with the documented dataset base."""
+    from mmengine.config import Config
+    from mmseg.registry import DATASETS
+
+    from mmincseg.apis import resolve_incremental_config
+    from mmincseg.apis.config import set_data_root
+    root = make_voc(str(tmp_path))  # 8 x 12 images
+    cfg = Config.fromfile(VOC_STEP1)
+    if full_image:
+        full = Config.fromfile('configs/_base_/datasets/voc_incremental_full_image.py')
+        cfg.val_dataloader = full.val_dataloader
+    cfg.work_dir = str(tmp_path / 'w')
+    resolve_incremental_config(set_data_root(cfg, root))
+    cfg.val_dataloader.dataset.cache_dir = osp.join(root, 'cache')
+    sample = DATASETS.build(cfg.val_dataloader.dataset)[1]  # 'b': rows 0 = 3, 1 = 16 (unseen)
+    gt = sample['data_samples'].gt_sem_seg.data[0]
+    meta = sample['data_samples'].metainfo
+    if full_image:
+        assert tuple(gt.shape) == (8, 12) and meta['ori_shape'] == (8, 12)
+        assert sample['inputs'].shape[1:] == (512, 768)
+    else:  # short side 512 -> 512 x 768, centre crop 512: predictions are scored on the crop
+        assert tuple(gt.shape) == (512, 512) and meta['ori_shape'] == (512, 512)
+        assert sample['inputs'].shape[1:] == (512, 512)
+        # 8 rows -> 64 px each: row 0 is class 3, row 1 class 16 (seen at step 1)
+        assert (gt[:64] == 3).all() and (gt[64:128] == 16).all()

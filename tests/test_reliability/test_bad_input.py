@@ -130,3 +130,33 @@ def test_cli_previous_checkpoint_of_another_split(repo_root, step0_dir, toy_voc,
     last = proc.stderr.strip().splitlines()[-1]
     assert 'does not fit the step-1 model' in last or 'does not match the previous step' in last
     assert 'prev_checkpoint' in last, last
+
+
+@pytest.mark.parametrize('content', [b'<html>404 Not Found</html>', b'truncated'])
+def test_previous_checkpoint_that_is_not_a_checkpoint_names_the_file(tmp_path, content):
+    """A truncated download or the wrong file: the error names it and the fix, not pickle's
+    'invalid load key'."""
+    from mmincseg.engine.hooks.incremental_step_hook import read_checkpoint
+    good = str(tmp_path / 'good.pth')
+    torch.save({'state_dict': {'w': torch.zeros(3)}}, good)
+    bad = str(tmp_path / 'epoch_30.pth')
+    with open(good, 'rb') as f:
+        data = f.read()
+    with open(bad, 'wb') as f:
+        f.write(content if content != b'truncated' else data[:len(data) // 2])
+    with pytest.raises(ValueError, match=r'epoch_30\.pth is not a readable checkpoint.*'
+                                         r'incremental\.prev_checkpoint'):
+        read_checkpoint(bad)
+    assert set(read_checkpoint(good)['state_dict']) == {'w'}
+
+
+@pytest.mark.slow
+def test_cli_previous_checkpoint_not_a_checkpoint(repo_root, toy_voc, tmp_path):
+    bad = tmp_path / 'step0.pth'
+    bad.write_bytes(b'<html>404 Not Found</html>')
+    proc = run_cli(repo_root, 'tools/train.py', STEP_CONFIG.format(1), '--work-dir',
+                   str(tmp_path / 'run'), '--data-root', toy_voc, '--cfg-options', *FAST,
+                   f'incremental.prev_checkpoint={bad}', check=False)
+    assert proc.returncode != 0 and 'Traceback' not in proc.stderr, proc.stderr[-3000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert f'{bad} is not a readable checkpoint' in last and 'prev_checkpoint' in last, last

@@ -5,7 +5,10 @@ stopped.
 MMEngine's EpochBasedTrainLoop restarts an interrupted epoch from its first batch and does not
 restore random state, so the runs use iteration checkpoints inside epochs (every 3 iterations,
 4 iterations per epoch) and the kill lands inside epoch 2: only the loop the resolver installs
-(``ResumableEpochBasedTrainLoop``) makes the resumed run equal to the uninterrupted one.
+(``ResumableEpochBasedTrainLoop``) makes the resumed run equal to the uninterrupted one. The
+killed run loads its data with 2 persistent workers (the shipped setting), the uninterrupted one
+in the main process: ``SeededSampler`` seeds every sample from (seed, epoch, index), so neither
+the workers' history nor their number changes the weights.
 """
 import json
 import os
@@ -22,6 +25,9 @@ EXACT = ['train_cfg.max_epochs=3', 'train_dataloader.batch_size=4', *NO_WORKERS,
          'randomness.seed=0', 'randomness.deterministic=True',
          'default_hooks.checkpoint.by_epoch=False', 'default_hooks.checkpoint.interval=3',
          'default_hooks.logger.interval=1']
+# the shipped configs' setting: persistent workers (2 here), which carry their random streams
+# across epochs; the killed run uses them, the uninterrupted one loads in the main process
+PERSISTENT = ['train_dataloader.num_workers=2', 'train_dataloader.persistent_workers=True']
 
 
 def final_state(step_dir):
@@ -29,9 +35,9 @@ def final_state(step_dir):
     return ckpt['state_dict'], ckpt['meta']
 
 
-def train_args(work, toy_voc, step0_dir, *extra):
+def train_args(work, toy_voc, step0_dir, *extra, workers=()):
     return ['tools/train.py', STEP_CONFIG.format(1), '--work-dir', work, '--data-root', toy_voc,
-            *extra, '--cfg-options', *EXACT, f'incremental.prev_checkpoint={step0_dir}']
+            *extra, '--cfg-options', *EXACT, *workers, f'incremental.prev_checkpoint={step0_dir}']
 
 
 def test_killed_step_resumes_to_the_same_weights(repo_root, toy_voc, step0_dir, tmp_path):
@@ -42,7 +48,7 @@ def test_killed_step_resumes_to_the_same_weights(repo_root, toy_voc, step0_dir, 
 
     killed = str(tmp_path / 'killed')
     step_dir = osp.join(killed, 'step1')
-    was_killed = run_until(repo_root, train_args(killed, toy_voc, step0_dir),
+    was_killed = run_until(repo_root, train_args(killed, toy_voc, step0_dir, workers=PERSISTENT),
                            lambda: last_checkpoint(step_dir).endswith('iter_6.pth'))
     assert was_killed and not osp.exists(osp.join(step_dir, 'step_result.json'))
 
@@ -51,7 +57,8 @@ def test_killed_step_resumes_to_the_same_weights(repo_root, toy_voc, step0_dir, 
     assert proc.returncode != 0 and 'interrupted' in proc.stderr and '--resume' in proc.stderr
     assert 'Traceback' not in proc.stderr
 
-    proc = run_cli(repo_root, *train_args(killed, toy_voc, step0_dir, '--resume'))
+    proc = run_cli(repo_root, *train_args(killed, toy_voc, step0_dir, '--resume',
+                                          workers=PERSISTENT))
     log = proc.stdout + proc.stderr
     assert 'resumed epoch: 1, iter: 6' in log, log[-3000:]
     assert 'resumed inside epoch 2: skipping its first 2 of 4 batches' in log

@@ -16,7 +16,20 @@ train_pipeline = [
     dict(type='PhotoMetricDistortion'),
     dict(type='PackSegInputs')
 ]
+# Evaluation as MiB (crop_val), PLOP and the seed: short side resized to 512, centre crop 512 of
+# image and mask; the crop is what is scored (and what `tools/test.py --out` writes).
 test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations'),
+    dict(type='CheckSegSample'),  # mask fits its image (mmincseg)
+    dict(type='Resize', scale=(2048, 512), keep_ratio=True),
+    dict(type='CenterCrop', crop_size=crop_size),
+    dict(type='CropIsImage'),  # the crop is the evaluated image (mmincseg)
+    dict(type='PackSegInputs')
+]
+# Full-image evaluation (every pixel of the original mask): configs/_base_/datasets/
+# voc_incremental_full_image.py uses this one.
+full_image_test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=(2048, 512), keep_ratio=True),
     dict(type='LoadAnnotations'),

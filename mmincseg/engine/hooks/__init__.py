@@ -1,6 +1,7 @@
 from .channels_last_hook import ChannelsLastHook, to_channels_last
 from .incremental_step_hook import IncrementalStepHook, find_last_checkpoint, load_teacher
 from .step_result_hook import StepResultHook
+from .visualization_hook import EvaluatedImageVisualizationHook
 
-__all__ = ['ChannelsLastHook', 'IncrementalStepHook', 'StepResultHook', 'find_last_checkpoint',
-           'load_teacher', 'to_channels_last']
+__all__ = ['ChannelsLastHook', 'EvaluatedImageVisualizationHook', 'IncrementalStepHook',
+           'StepResultHook', 'find_last_checkpoint', 'load_teacher', 'to_channels_last']

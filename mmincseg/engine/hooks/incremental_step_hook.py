@@ -1,6 +1,7 @@
 """Hook that turns a freshly built step-t model into the continuation of step t-1."""
 import copy
 import os.path as osp
+import pickle
 from typing import Optional
 
 import torch
@@ -38,6 +39,24 @@ def find_last_checkpoint(path: str) -> str:
         '--cfg-options incremental.step=<t-1>) or set incremental.prev_checkpoint=PATH.')
 
 
+def read_checkpoint(path: str) -> dict:
+    """Load a previous-step checkpoint file on the CPU.
+
+    Raises:
+        ValueError: the file is not a readable checkpoint (truncated download or copy, another
+            kind of file); names the file and the fix.
+    """
+    try:
+        return CheckpointLoader.load_checkpoint(path, map_location='cpu')
+    except (pickle.UnpicklingError, EOFError, RuntimeError, ValueError, AttributeError,
+            ImportError) as e:
+        raise ValueError(
+            f'previous-step checkpoint {path} is not a readable checkpoint ({type(e).__name__}: '
+            f'{e}); the file is truncated or of another kind. Re-train the previous step '
+            '(tools/train.py ... --force), copy the file again, or set '
+            'incremental.prev_checkpoint=PATH to a valid .pth file.') from e
+
+
 def load_teacher(model_cfg: dict, prev_checkpoint: str, classes_per_step: list) -> nn.Module:
     """Build the step t-1 model and load ``prev_checkpoint`` into it, strictly.
 
@@ -52,7 +71,7 @@ def load_teacher(model_cfg: dict, prev_checkpoint: str, classes_per_step: list) 
     if 'pretrained' in cfg:
         cfg['pretrained'] = None
     teacher = MODELS.build(cfg)
-    ckpt = CheckpointLoader.load_checkpoint(prev_checkpoint, map_location='cpu')
+    ckpt = read_checkpoint(prev_checkpoint)
     state = ckpt.get('state_dict', ckpt)
     state = {k[7:] if k.startswith('module.') else k: v for k, v in state.items()}
     expected = teacher.state_dict()
