@@ -10,8 +10,10 @@ per method, the loss share of a MiB step, the training data pipeline and SEAM ps
                 "train_gflops_over_matmul_peak", ...},
      ...}
 
-with extra sections (``infer_b8``, ``flops``, ``matmul_gflops``, ``pipeline``, ``seam``,
-``profile``, ``targets``, ``settings``). ``render_markdown()`` turns it into docs/benchmarks.md.
+with extra sections (``infer_b8``, ``train_step_by_model`` (the MiB step of each model of
+``BenchmarkSettings.train_models``, keyed by MODEL), ``flops``, ``matmul_gflops``, ``pipeline``,
+``seam``, ``profile``, ``targets``, ``settings``). ``render_markdown()`` turns it into
+docs/benchmarks.md.
 
 Method, shared by every section: models are built once, put in eval mode (inference) or train mode
 (training step), and measured interleaved in one process (round-robin, the order rotated every
@@ -42,8 +44,10 @@ from mmengine.config import Config
 from .. import tasks
 from ..tasks import IGNORE_INDEX
 
-MODELS_BENCHMARKED = ('bisenet_r18', 'bisenet_r50', 'bisenet_r101', 'deeplabv3_r101_os16',
-                      'deeplabv3_r101_os8')
+# DESIGN.md's MODEL names of the ``infer`` section (bisenet_seed_r18 is timed in
+# ``train_step_by_model`` only)
+MODELS_BENCHMARKED = ('bisenet_r18', 'bisenet_r50', 'bisenet_r101', 'bisenet_seed_r101',
+                      'deeplabv3_r101_os16', 'deeplabv3_r101_os8')
 METHODS_BENCHMARKED = ('ft', 'lwf', 'ilt', 'mib')
 # Also measured in the channels-last memory format (section ``channels_last`` of the document;
 # ``infer`` / ``train_step`` keep DESIGN.md's model and method names). Internally a name ending in
@@ -56,6 +60,9 @@ MODEL_CONFIGS: Dict[str, Tuple[str, dict]] = {
     'bisenet_r18': ('bisenet_r18.py', {}),
     'bisenet_r50': ('bisenet_r50.py', {}),
     'bisenet_r101': ('bisenet_r101.py', {}),
+    # BiSeNet in the seed paper's own shape (SeedBiSeNetV1: FFM 32, classifiers on FFM and ARMs).
+    'bisenet_seed_r18': ('bisenet_seed_r18.py', {}),
+    'bisenet_seed_r101': ('bisenet_seed_r101.py', {}),
     'deeplabv3_r101_os16': ('deeplabv3_r101.py', {}),
     # mmseg's default DeepLabV3: output stride 8, ASPP rates doubled accordingly.
     'deeplabv3_r101_os8': ('deeplabv3_r101.py', dict(
@@ -63,6 +70,10 @@ MODEL_CONFIGS: Dict[str, Tuple[str, dict]] = {
         decode_head=dict(dilations=(1, 12, 24, 36)))),
 }
 TRAIN_CONFIG = 'configs/{method}/bisenet_r18_toyvoc_15-5_step1.py'
+# Models whose MiB step is compared (section ``train_step_by_model``): the current BiSeNet shape,
+# the seed's, and MiB's own DeepLabV3-R101.
+TRAIN_MODELS = ('bisenet_r18', 'bisenet_seed_r18', 'bisenet_r101', 'bisenet_seed_r101',
+                'deeplabv3_r101_os16')
 # The step benchmarked: 15-5 step 1 (16 old channels incl. background, 5 new classes).
 TASK, STEP = '15-5', 1
 
@@ -93,6 +104,11 @@ class BenchmarkSettings:
         flops (bool): Count FLOPs/params with MMEngine's analyzer.
         models (tuple): Inference models (keys of ``MODEL_CONFIGS``).
         methods (tuple): Methods of the training-step section.
+        train_models (tuple): Models (keys of ``MODEL_CONFIGS``) of the ``train_step_by_model``
+            section: the MiB step of each, same size and batch as the method section (empty
+            skips it).
+        train_models_warmup (int): Untimed MiB steps per model there.
+        train_models_repeats (int): Timed MiB steps per model there.
         channels_last_models (tuple): Of ``models``, also measured in channels-last format.
         channels_last_methods (tuple): Of ``methods``, also measured in channels-last format.
     """
@@ -102,7 +118,7 @@ class BenchmarkSettings:
     batch_infer_batch: int = 8
     batch_infer_repeats: int = 3
     batch_infer_models: Tuple[str, ...] = ('bisenet_r18', 'bisenet_r50', 'bisenet_r101',
-                                           'deeplabv3_r101_os16')
+                                           'bisenet_seed_r101', 'deeplabv3_r101_os16')
     train_size: int = 256
     train_batch: int = 4
     train_warmup: int = 2
@@ -118,6 +134,9 @@ class BenchmarkSettings:
     flops: bool = True
     models: Tuple[str, ...] = MODELS_BENCHMARKED
     methods: Tuple[str, ...] = METHODS_BENCHMARKED
+    train_models: Tuple[str, ...] = TRAIN_MODELS
+    train_models_warmup: int = 1
+    train_models_repeats: int = 3
     channels_last_models: Tuple[str, ...] = CHANNELS_LAST_MODELS
     channels_last_methods: Tuple[str, ...] = CHANNELS_LAST_METHODS
 
@@ -126,7 +145,8 @@ FULL = BenchmarkSettings()
 QUICK = BenchmarkSettings(
     infer_size=64, infer_warmup=1, infer_repeats=2, batch_infer_batch=8, batch_infer_repeats=1,
     batch_infer_models=('bisenet_r18', 'deeplabv3_r101_os16'), train_size=64, train_batch=2,
-    train_warmup=1, train_repeats=2, profile_steps=1, pipeline_images=24,
+    train_warmup=1, train_repeats=2, train_models=('bisenet_seed_r18', 'bisenet_seed_r101'),
+    train_models_warmup=0, train_models_repeats=1, profile_steps=1, pipeline_images=24,
     pipeline_workers=(0, 1), pipeline_batches=3, seam_size=48, seam_repeats=1, matmul_size=256)
 
 # name, ratio key, comparison, threshold, description (the issue's targets).
@@ -139,6 +159,9 @@ TARGETS = (
      3.0, 'BiSeNet-R18 inference >= 3x faster than DeepLabV3-R101 OS16'),
     ('DeepLabV3-R101 OS16 / BiSeNet-R101 (inference)', 'deeplabv3_r101_os16_over_bisenet_r101',
      '>', 1.0, 'BiSeNet-R101 faster than DeepLabV3-R101'),
+    ('DeepLabV3-R101 OS16 / seed BiSeNet-R101 (inference)',
+     'deeplabv3_r101_os16_over_bisenet_seed_r101', '>', 1.0,
+     "the seed's BiSeNet-R101 faster than DeepLabV3-R101"),
     ('pipeline / training consumption', 'pipeline_over_train_consumption', '>=', 3.0,
      'data pipeline delivers >= 3x the images/s the training step consumes'),
 )
@@ -300,15 +323,21 @@ def _split_channels_last(results: Dict[str, dict]) -> Tuple[Dict[str, dict], Dic
     return plain, nhwc
 
 
-def inference_model_config(name: str) -> Config:
-    """The resolved 15-5 step-1 config (classifiers 16 + 5) of benchmarked model ``name``."""
-    from .config import resolve_incremental_config
+def model_file_config(name: str) -> Config:
+    """The model file of benchmarked model ``name`` (``MODEL_CONFIGS``), overrides merged."""
     name = _base_name(name)
     if name not in MODEL_CONFIGS:
         raise ValueError(f'unknown benchmark model {name!r}; valid: {sorted(MODEL_CONFIGS)}')
     filename, overrides = MODEL_CONFIGS[name]
     cfg = Config.fromfile(_config_path(osp.join('configs', '_base_', 'models', filename)))
     cfg.merge_from_dict(dict(model=overrides))
+    return cfg
+
+
+def inference_model_config(name: str) -> Config:
+    """The resolved 15-5 step-1 config (classifiers 16 + 5) of benchmarked model ``name``."""
+    from .config import resolve_incremental_config
+    cfg = model_file_config(name)
     cfg.incremental = dict(task=TASK, step=STEP, setting='overlap', method='ft', labels='gt')
     cfg = resolve_incremental_config(cfg)
     _strip_pretrained(cfg.model)
@@ -326,12 +355,22 @@ def build_inference_model(name: str, device: torch.device) -> nn.Module:
     return to_channels_last(model) if name.endswith(CHANNELS_LAST) else model
 
 
-def build_train_models(method: str, device: torch.device) -> nn.Module:
+def build_train_models(method: str, device: torch.device,
+                       model: Optional[str] = None) -> nn.Module:
     """The student of the toy 15-5 step-1 config of ``method``, with its step-0 teacher set.
 
     The student's classifiers are [16, 5]; the teacher is the same model with classifiers [16]
     (no distillation losses of its own), frozen by ``set_teacher``. ``<method>_channels_last``:
     both in the channels-last memory format (what ``ChannelsLastHook`` does).
+
+    Args:
+        method (str): A method of ``METHODS_BENCHMARKED`` (optionally ``_channels_last``).
+        device (torch.device): Where the models live.
+        model (str, optional): A key of ``MODEL_CONFIGS`` whose model replaces the toy config's
+            (BiSeNet-R18) before the config is resolved. Defaults to None (the toy config's).
+
+    Returns:
+        nn.Module: The student in train mode, its teacher set.
     """
     from mmseg.registry import MODELS
 
@@ -340,6 +379,8 @@ def build_train_models(method: str, device: torch.device) -> nn.Module:
     channels_last = method.endswith(CHANNELS_LAST)
     method = _base_name(method)
     cfg = Config.fromfile(_config_path(TRAIN_CONFIG.format(method=method)))
+    if model is not None:
+        cfg.model = model_file_config(model).model
     cfg = resolve_incremental_config(cfg)
     _strip_pretrained(cfg.model)
     student = MODELS.build(copy.deepcopy(cfg.model))
@@ -879,7 +920,7 @@ def _run_benchmark(quick: bool, device: Optional[str], settings: Optional[Benchm
     if dev.type == 'cuda' and not torch.cuda.is_available():
         raise RuntimeError(f'device {device!r} requested but CUDA is not available; use '
                            '--device cpu')
-    unknown = set(settings.models) - set(MODEL_CONFIGS)
+    unknown = (set(settings.models) | set(settings.train_models)) - set(MODEL_CONFIGS)
     if unknown:
         raise ValueError(f'unknown benchmark models {sorted(unknown)}; valid: '
                          f'{sorted(MODEL_CONFIGS)}')
@@ -942,6 +983,16 @@ def _run_benchmark(quick: bool, device: Optional[str], settings: Optional[Benchm
                                             settings.profile_top, dev)
     del students
     gc.collect()
+    if settings.train_models:
+        log(f'MiB step by model {settings.train_size} px, batch {settings.train_batch}')
+        by_model = {m: build_train_models('mib', dev, model=m) for m in settings.train_models}
+        doc['train_step_by_model'] = benchmark_train_steps(
+            by_model, data, settings.train_models_warmup, settings.train_models_repeats, dev,
+            log=log)
+        for entry in doc['train_step_by_model'].values():
+            entry.update(size=settings.train_size, batch=settings.train_batch, method='mib')
+        del by_model
+        gc.collect()
 
     if settings.pipeline_images:
         log('training data pipeline')
@@ -990,6 +1041,19 @@ def compute_ratios(doc: dict) -> dict:
                                                              ms('bisenet_r101'))
     ratios['deeplabv3_r101_os8_over_bisenet_r101'] = _ratio(ms('deeplabv3_r101_os8'),
                                                             ms('bisenet_r101'))
+    ratios['deeplabv3_r101_os16_over_bisenet_seed_r101'] = _ratio(ms('deeplabv3_r101_os16'),
+                                                                  ms('bisenet_seed_r101'))
+    ratios['bisenet_r101_over_bisenet_seed_r101'] = _ratio(ms('bisenet_r101'),
+                                                           ms('bisenet_seed_r101'))
+    by_model = doc.get('train_step_by_model', {})
+
+    def step_ms(name):
+        return by_model.get(name, {}).get('ms')
+
+    ratios['mib_step_deeplabv3_r101_os16_over_bisenet_seed_r101'] = _ratio(
+        step_ms('deeplabv3_r101_os16'), step_ms('bisenet_seed_r101'))
+    ratios['mib_step_bisenet_r101_over_bisenet_seed_r101'] = _ratio(step_ms('bisenet_r101'),
+                                                                    step_ms('bisenet_seed_r101'))
     nhwc = doc.get('channels_last', {})
     nhwc_infer, nhwc_train = nhwc.get('infer', {}), nhwc.get('train_step', {})
     ratios['channels_last_speedup_bisenet_r18_inference'] = _ratio(
@@ -1104,6 +1168,25 @@ def render_markdown(doc: dict) -> str:
                          f"{_fmt(e.get('teacher_forward_ms'))} | {_fmt(e['loss_ms'], 1)} | "
                          f"{_fmt(100 * e['loss_ms'] / e['ms'], 1)}% | {terms} |")
 
+    by_model = doc.get('train_step_by_model')
+    if by_model:
+        e0 = next(iter(by_model.values()))
+        dl_ms = by_model.get('deeplabv3_r101_os16', {}).get('ms')
+        lines += ['', f"## MiB training step by model, 15-5 step 1, {e0['size']}x{e0['size']}, "
+                  f"batch {e0['batch']}", '',
+                  'The MiB step of the section above (student, frozen step-0 teacher, unbiased '
+                  'CE on every head, unbiased KD) with the model of each row, measured '
+                  f"interleaved: median of {e0['repeats']} steps after warm-up. `bisenet_seed_*` "
+                  "is the seed paper's own BiSeNet (32-channel FFM, classifiers on the FFM and on "
+                  'the two ARM outputs), `bisenet_r*` the shape of our BiSeNet configs.', '',
+                  '| model | ms / step | imgs / s | DeepLabV3-R101 OS16 / model | '
+                  'teacher fwd ms | loss ms | params M |', '|---|---:|---:|---:|---:|---:|---:|']
+        for name, e in by_model.items():
+            lines.append(f"| {name} | {_fmt(e['ms'])} | {_fmt(e['imgs_per_s'], 2)} | "
+                         f"{_fmt(_ratio(dl_ms, e['ms']), 2)} | "
+                         f"{_fmt(e.get('teacher_forward_ms'))} | {_fmt(e['loss_ms'], 1)} | "
+                         f"{_fmt(flops.get(name, {}).get('params_m'))} |")
+
     nhwc = doc.get('channels_last') or {}
     nhwc_rows = [(f'`{n}` inference, ms / img', doc.get('infer', {}).get(n, {}).get('ms_per_img'),
                   e.get('ms_per_img')) for n, e in nhwc.get('infer', {}).items()]
@@ -1188,4 +1271,4 @@ def with_overrides(settings: BenchmarkSettings, **kwargs) -> BenchmarkSettings:
 
 __all__ = ['BenchmarkSettings', 'FULL', 'QUICK', 'MODELS_BENCHMARKED', 'METHODS_BENCHMARKED',
            'run_benchmark', 'render_markdown', 'compute_ratios', 'check_targets', 'PeakMemory',
-           'build_inference_model', 'build_train_models', 'with_overrides']
+           'build_inference_model', 'build_train_models', 'model_file_config', 'with_overrides']

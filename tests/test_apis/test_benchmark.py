@@ -7,9 +7,9 @@ import sys
 import pytest
 
 from mmincseg.apis.benchmark import (CHANNELS_LAST_METHODS, CHANNELS_LAST_MODELS,
-                                     METHODS_BENCHMARKED, MODELS_BENCHMARKED, TARGETS,
-                                     check_targets, compute_ratios, render_markdown,
-                                     run_benchmark)
+                                     METHODS_BENCHMARKED, MODELS_BENCHMARKED, QUICK, TARGETS,
+                                     TRAIN_MODELS, check_targets, compute_ratios,
+                                     render_markdown, run_benchmark)
 
 DESIGN_RATIOS = ('mib_over_ft', 'loss_share_of_mib_step', 'deeplabv3_r101_os16_over_bisenet_r18',
                  'train_gflops_over_matmul_peak')
@@ -27,13 +27,18 @@ def _synthetic_doc() -> dict:
     train = {name: dict(ms=100.0 + 10 * i, ms_min=90.0, ms_max=120.0, repeats=3, imgs_per_s=20.0,
                         loss_ms=4.0, size=64, batch=2)
              for i, name in enumerate(METHODS_BENCHMARKED)}
+    by_model = {name: dict(ms=200.0 + 100 * i, ms_min=190.0, ms_max=220.0, repeats=3,
+                           imgs_per_s=10.0, loss_ms=4.0, teacher_forward_ms=50.0, size=64,
+                           batch=2, method='mib')
+                for i, name in enumerate(TRAIN_MODELS)}
     channels_last = dict(infer={'bisenet_r18': dict(infer['bisenet_r18'], ms_per_img=8.0)},
                          train_step={'ft': dict(train['ft'], ms=90.0),
                                      'mib': dict(train['mib'], ms=117.0)})
     doc = dict(machine=dict(cpu_model='test cpu', cpu_count=2, device='cpu', load_avg_start=[2.0]),
                channels_last=channels_last,
                mode='quick', settings=dict(batch_infer_batch=8, models=list(MODELS_BENCHMARKED)),
-               infer=infer, train_step=train, matmul_gflops=dict(gflops=100.0, size=256),
+               infer=infer, train_step=train, train_step_by_model=by_model,
+               matmul_gflops=dict(gflops=100.0, size=256),
                flops=dict(train_step_mib=dict(step_gflops_2x=5.0, batch=2)),
                pipeline=dict(crop=64, batch=2, source_images=8, step_images=4,
                              workers={'0': dict(imgs_per_s=200.0, batches=3)}))
@@ -52,6 +57,15 @@ def test_ratios_and_targets():
         ms['deeplabv3_r101_os16'] / ms['bisenet_r18'], abs=1e-4)
     assert ratios['deeplabv3_r101_os16_over_bisenet_r101'] == pytest.approx(
         ms['deeplabv3_r101_os16'] / ms['bisenet_r101'], abs=1e-4)
+    assert ratios['deeplabv3_r101_os16_over_bisenet_seed_r101'] == pytest.approx(
+        ms['deeplabv3_r101_os16'] / ms['bisenet_seed_r101'], abs=1e-4)
+    assert ratios['bisenet_r101_over_bisenet_seed_r101'] == pytest.approx(
+        ms['bisenet_r101'] / ms['bisenet_seed_r101'], abs=1e-4)
+    steps = {name: e['ms'] for name, e in doc['train_step_by_model'].items()}
+    assert ratios['mib_step_deeplabv3_r101_os16_over_bisenet_seed_r101'] == pytest.approx(
+        steps['deeplabv3_r101_os16'] / steps['bisenet_seed_r101'], abs=1e-4)
+    assert ratios['mib_step_bisenet_r101_over_bisenet_seed_r101'] == pytest.approx(
+        steps['bisenet_r101'] / steps['bisenet_seed_r101'], abs=1e-4)
     assert ratios['channels_last_speedup_bisenet_r18_inference'] == pytest.approx(
         ms['bisenet_r18'] / 8.0, abs=1e-4)
     assert ratios['channels_last_speedup_mib_step'] == pytest.approx(
@@ -65,6 +79,7 @@ def test_ratios_and_targets():
     assert met == {'mib_over_ft': True, 'loss_share_of_mib_step': True,
                    'deeplabv3_r101_os16_over_bisenet_r18': True,
                    'deeplabv3_r101_os16_over_bisenet_r101': True,
+                   'deeplabv3_r101_os16_over_bisenet_seed_r101': True,
                    'pipeline_over_train_consumption': True}
     doc['train_step']['mib']['ms'] = 1000.0
     assert not check_targets(compute_ratios(doc))[0]['met']
@@ -83,6 +98,10 @@ def test_render_marks_targets_and_missing_sections():
     for name in MODELS_BENCHMARKED + METHODS_BENCHMARKED:
         assert f'| {name} |' in md
     assert '## Channels-last (NHWC)' in md and '| `mib` training step, ms |' in md
+    section = md.split('## MiB training step by model')[1].split('\n## ')[0]
+    for name in TRAIN_MODELS:
+        assert f'| {name} |' in section
+    assert '| deeplabv3_r101_os16 | 600.0 | 10.00 | 1.00 |' in section
 
 
 @pytest.mark.slow
@@ -104,6 +123,15 @@ def test_quick_benchmark_schema(tmp_path, repo_root):
     assert all(e['ms'] > 0 for e in nhwc['train_step'].values())
     for entry in doc['train_step'].values():
         assert _is_number(entry['ms']) and entry['ms'] > 0
+    # The MiB step by model: the full run compares TRAIN_MODELS, --quick only the seed's BiSeNet.
+    assert {'bisenet_seed_r18', 'bisenet_seed_r101'} <= set(QUICK.train_models)
+    assert set(QUICK.train_models) <= set(TRAIN_MODELS)
+    assert set(doc['train_step_by_model']) == set(QUICK.train_models)
+    for entry in doc['train_step_by_model'].values():
+        assert _is_number(entry['ms']) and entry['ms'] > 0 and entry['method'] == 'mib'
+        assert _is_number(entry['teacher_forward_ms'])
+    ratio = doc['ratios']['deeplabv3_r101_os16_over_bisenet_seed_r101']
+    assert _is_number(ratio) and ratio > 0
     for key in DESIGN_RATIOS:
         assert _is_number(doc['ratios'][key]) and doc['ratios'][key] > 0, key
     assert len(doc['targets']) == len(TARGETS)
@@ -124,4 +152,5 @@ def test_quick_benchmark_schema(tmp_path, repo_root):
                    capture_output=True)
     md = md_path.read_text()
     assert '## Targets' in md and '## Profile of a MiB step' in md
+    assert '## MiB training step by model' in md and '| bisenet_seed_r101 |' in md
     assert doc['machine']['cpu_model'] in md
