@@ -6,5 +6,6 @@ runner in mmseg's registries (configs load it with ``custom_imports=dict(imports
 from .version import __version__
 from . import utils  # noqa: F401  (compat shims first)
 from . import datasets, engine, evaluation, models  # noqa: F401,E402
+from . import apis  # noqa: F401,E402  (the orchestration: resolver and IncrementalRunner)
 
 __all__ = ['__version__']

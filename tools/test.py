@@ -13,7 +13,7 @@ from mmengine.config import DictAction
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
 from mmincseg.apis.train import test_step  # noqa: E402
-from mmincseg.engine.runner import finish_distributed  # noqa: E402
+from mmincseg.apis import finish_distributed  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:

@@ -6,7 +6,7 @@ from mmengine.model import MMDistributedDataParallel, is_model_wrapper, revert_s
 from mmengine.runner import Runner
 from mmseg.registry import RUNNERS
 
-from ..apis.config import resolve_incremental_config
+from .config import resolve_incremental_config
 
 
 def finish_distributed() -> None:
