@@ -7,7 +7,7 @@ from typing import Any, Dict, List, Optional
 from mmengine.config import Config, ConfigDict
 
 from .. import tasks
-from ..models.decode_heads.incremental_classifier import check_head_config
+from ..models.classifiers import check_head_config
 
 METHODS: Dict[str, Dict[str, Any]] = {
     # decode/aux loss, distillation and their default weights (REFERENCES.md: MiB paper/code).

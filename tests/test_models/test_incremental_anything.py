@@ -17,7 +17,7 @@ from mmseg.registry import MODELS, RUNNERS
 
 from mmincseg.apis import load_step_config, train_step
 from mmincseg.engine.hooks import find_last_checkpoint
-from mmincseg.models.decode_heads import incremental_classifiers
+from mmincseg.models.classifiers import incremental_classifiers
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(REPO, 'configs/{method}/{model}_toyvoc_15-5_step{step}.py')

@@ -4,7 +4,7 @@ every pixel is ignored.
 
 Elsewhere: hand-computed and property tests of each loss, their ±1e4 / fp16 / bf16 / all-ignored
 cases (tests/test_models/test_losses/), split-table properties (tests/test_tasks.py), novel-init
-properties (tests/test_models/test_utils/test_novel_init.py).
+properties (tests/test_models/test_classifiers/test_novel_init.py).
 """
 import os.path as osp
 import tempfile

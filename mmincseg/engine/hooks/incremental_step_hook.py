@@ -11,8 +11,7 @@ from mmengine.model import is_model_wrapper
 from mmengine.runner import CheckpointLoader
 from mmseg.registry import HOOKS, MODELS
 
-from ...models.decode_heads.incremental_classifier import incremental_classifiers
-from ...models.utils import init_novel_classifier
+from ...models.classifiers import incremental_classifiers, init_novel_classifier
 
 
 def find_last_checkpoint(path: str) -> str:

@@ -12,7 +12,7 @@ from mmseg.utils import ConfigType, OptConfigType, SampleList
 from torch import Tensor
 
 from ...tasks import IGNORE_INDEX
-from ..decode_heads.incremental_classifier import make_incremental
+from ..classifiers import make_incremental
 from ..utils.head_loss import head_loss_by_feat
 from ..utils.pretrained import init_weights_checked
 

@@ -14,7 +14,7 @@ from mmincseg.apis.benchmark import train_batch_data
 from mmincseg.apis.config import resolve_incremental_config
 from mmincseg.models.backbones import (ChannelAttentionRefinement, SeedBiSeNetV1,
                                        SeedFeatureFusionModule)
-from mmincseg.models.decode_heads import IncrementalClassifier
+from mmincseg.models.classifiers import IncrementalClassifier
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 TOY_STEP1 = osp.join(REPO, 'configs/mib/bisenet_seed_r18_toyvoc_15-5_step1.py')

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mmincseg.models.utils.novel_init import init_novel_classifier
+from mmincseg.models.classifiers.novel_init import init_novel_classifier
 
 
 @settings(max_examples=50, deadline=None)
@@ -70,6 +70,6 @@ def test_errors():
         init_novel_classifier(torch.randn(3, 4, 3, 3), bias, 1)
 
 
-def test_exported_from_utils_package():
-    from mmincseg.models.utils import init_novel_classifier as exported
+def test_exported_from_models_package():
+    from mmincseg.models import init_novel_classifier as exported
     assert exported is init_novel_classifier
