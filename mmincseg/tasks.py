@@ -4,7 +4,7 @@ Every other module (dataset, heads, hook, metric, configs) derives its class lis
 Class ids are PASCAL VOC label values; background is 0. Steps list their classes in increasing,
 contiguous order, so the output channel of a class equals its label value in every model.
 """
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 VOC_CLASSES = ('background', 'aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car', 'cat',
                'chair', 'cow', 'diningtable', 'dog', 'horse', 'motorbike', 'person', 'pottedplant',
@@ -114,3 +114,26 @@ def check_setting(setting: str) -> None:
     if setting not in SETTINGS:
         raise ValueError(f"unknown setting '{setting}' (incremental.setting); valid: "
                          f"{', '.join(SETTINGS)}")
+
+
+ENTRY_POINTS = ("mmincseg's tools/train.py, tools/test.py or tools/run_incremental.py, `mim train "
+                "mmincseg` / `mim test mmincseg`, or mmseg's own tools/train.py (it builds the "
+                "config's runner_type='IncrementalRunner')")
+
+
+def require_step(component: str, task: Optional[str], step: Optional[int]) -> None:
+    """Refuse a component built without its split and step (no silent default split).
+
+    Both come from the config's ``incremental`` block, filled in by the resolver that the
+    ``IncrementalRunner`` runs; a runner that does not resolve the block (mmseg's
+    ``tools/test.py`` builds a plain ``Runner``) would otherwise evaluate or train another step.
+
+    Raises:
+        ValueError: naming the component and the supported entry points.
+    """
+    if task is None or step is None:
+        raise ValueError(
+            f'{component} was built without its split and step (task={task!r}, step={step!r}): '
+            "they come from the config's `incremental` block, which only mmincseg's "
+            f'IncrementalRunner resolves. Run step configs with {ENTRY_POINTS}; mmseg\'s '
+            "tools/test.py builds a plain Runner and cannot run them.")

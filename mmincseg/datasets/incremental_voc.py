@@ -13,7 +13,7 @@ from mmseg.registry import DATASETS
 from PIL import Image
 
 from ..tasks import (IGNORE_INDEX, NUM_VOC_CLASSES, check_setting, class_names, classes_of_step,
-                     classes_seen, future_classes, new_classes)
+                     classes_seen, future_classes, new_classes, require_step)
 from ..utils.io import atomic_write
 from .image_labels import IMAGE_LABELS_FILE, read_image_labels
 from .samplers import sample_random_state
@@ -164,8 +164,9 @@ class IncrementalVOCDataset(PascalVOCDataset):
     exactly the model's output channels.
 
     Args:
-        task (str): Split name from :mod:`mmincseg.tasks`, e.g. ``'15-5'``.
-        step (int): Step index.
+        task (str): Split name from :mod:`mmincseg.tasks`, e.g. ``'15-5'``. Required: the
+            resolver sets it from the config's ``incremental`` block (no default split).
+        step (int): Step index. Required, as ``task``.
         setting (str): ``'overlap'`` or ``'disjoint'``.
         subset (str, optional): ``'train'`` (select the step's images, unseen/old classes -> 0)
             or ``'val'`` (all images, classes not learned yet -> 255). Defaults to ``'val'``
@@ -178,13 +179,14 @@ class IncrementalVOCDataset(PascalVOCDataset):
     """
 
     def __init__(self,
-                 task: str = '15-5',
-                 step: int = 0,
+                 task: Optional[str] = None,
+                 step: Optional[int] = None,
                  setting: str = 'overlap',
                  subset: Optional[str] = None,
                  image_labels_file: str = IMAGE_LABELS_FILE,
                  cache_dir: Optional[str] = None,
                  **kwargs) -> None:
+        require_step('IncrementalVOCDataset', task, step)
         check_setting(setting)
         seen = classes_seen(task, step)  # validates task and step
         self.task, self.step, self.setting = task, step, setting

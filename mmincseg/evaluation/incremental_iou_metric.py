@@ -10,7 +10,7 @@ from prettytable import PrettyTable
 from mmseg.evaluation import IoUMetric
 from mmseg.registry import METRICS
 from ..tasks import (check_step, class_names, classes_of_step, classes_seen, new_classes,
-                     old_classes)
+                     old_classes, require_step)
 
 
 def _nanmean_percent(values: np.ndarray) -> float:
@@ -44,13 +44,16 @@ class IncrementalIoUMetric(IoUMetric):
       (``mAcc``, and ``mDice``/``mFscore``... when asked for with ``iou_metrics``).
 
     Args:
-        task (str): Name of the split in :mod:`mmincseg.tasks`, e.g. '15-5'.
-        step (int): Step being evaluated (0-based).
+        task (str): Name of the split in :mod:`mmincseg.tasks`, e.g. '15-5'. Required (the
+            resolver sets it from the config's ``incremental`` block).
+        step (int): Step being evaluated (0-based). Required, as ``task``.
         **iou_metric_kwargs: Arguments of :class:`mmseg.evaluation.IoUMetric` (``ignore_index``,
             ``iou_metrics``, ``nan_to_num``, ``output_dir``, ``format_only``, ``prefix``...).
     """
 
-    def __init__(self, task: str, step: int, **iou_metric_kwargs) -> None:
+    def __init__(self, task: Optional[str] = None, step: Optional[int] = None,
+                 **iou_metric_kwargs) -> None:
+        require_step('IncrementalIoUMetric', task, step)
         check_step(task, step)
         self.task = task
         self.step = step
