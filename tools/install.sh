@@ -38,6 +38,10 @@ if ! ls "$WHEELS"/mmcv-*.whl >/dev/null 2>&1; then
 fi
 $PIP install -q "$WHEELS"/mmcv-*.whl
 $PIP install -q -r requirements.txt
+# OpenMMLab's `mim` (mim train/test mmincseg; tests/test_packaging.py) without its dataset-download
+# extra (opendatalab -> openxlab pins setuptools~=60.2, which mmcv's build and torch do not want)
+$PIP install -q --no-deps openmim
+$PIP install -q click colorama model-index pandas requests rich tabulate
 $PIP install -q --no-build-isolation --no-deps -e .
 "$VENV/bin/python" -c "import mmcv.ops, mmseg, mmincseg; print('[install] ok: mmincseg', mmincseg.__version__, '| mmcv', mmcv.__version__, '| mmseg', mmseg.__version__)"
 echo "$RECIPE_HASH" > "$STAMP"
