@@ -38,6 +38,22 @@ VOC_TASKS: Dict[str, List[List[int]]] = {
 TASK_ALIASES = {'offline': '20-0', 'joint': '20-0', '15-5s': '15-1'}
 
 
+def voc_palette() -> List[int]:
+    """The PASCAL VOC colour map of its palette PNGs (bit-interleaved), flattened to 768 ints:
+    label value v has colour ``palette[3v:3v+3]``, the VOC masks' and our PNGs' palette."""
+    palette = []
+    for i in range(256):
+        r = g = b = 0
+        c = i
+        for j in range(8):
+            r |= ((c >> 0) & 1) << (7 - j)
+            g |= ((c >> 1) & 1) << (7 - j)
+            b |= ((c >> 2) & 1) << (7 - j)
+            c >>= 3
+        palette += [r, g, b]
+    return palette
+
+
 def task_names() -> List[str]:
     """Names of all known splits (aliases included)."""
     return sorted(VOC_TASKS) + sorted(TASK_ALIASES)

@@ -123,8 +123,6 @@ def plot_miou_per_step(summaries: List[dict], path: str) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    tmp = path + '.tmp.png'
-    fig.savefig(tmp, dpi=100)
+    with atomic_write(path, 'wb') as f:
+        fig.savefig(f, dpi=100, format='png')
     plt.close(fig)
-    import os
-    os.replace(tmp, path)

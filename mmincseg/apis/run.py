@@ -7,6 +7,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 from mmengine.logging import print_log
 
 from .. import tasks
+from ..utils.checkpoint import checkpoint_record
 from ..utils.io import atomic_write
 from .config import check_incremental, data_task_step, step_dir
 from .results import pseudo_label_miou, step_entry, write_summary
@@ -74,7 +75,7 @@ def run_incremental(config: str,
         if 'before_step' in step_hooks:
             step_hooks['before_step'](config, step, work_dir)
         print_log(f"===== {inc['method']} {inc['task']} step {step} -> {sdir}", logger='current')
-        interrupted = osp.isfile(osp.join(sdir, 'last_checkpoint'))
+        interrupted = osp.isfile(checkpoint_record(sdir))
         train_step(config, work_dir=work_dir, data_root=data_root, cfg_options=options,
                    resume=resume and interrupted)
     return collect_summary(work_dir, inc, all_steps)
@@ -101,7 +102,7 @@ def link_step0(source: str, target: str, classes: Sequence[int]) -> None:
     os.makedirs(target, exist_ok=True)
     # the checkpoint record first, the result (which marks the step finished) last, both atomic:
     # a run killed in between never sees a "finished" step 0 without its checkpoint
-    with atomic_write(osp.join(target, 'last_checkpoint')) as f:
+    with atomic_write(checkpoint_record(target)) as f:
         f.write(ckpt)
     with open(osp.join(source, RESULT_FILE)) as src, \
             atomic_write(osp.join(target, RESULT_FILE)) as f:

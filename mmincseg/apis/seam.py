@@ -26,6 +26,8 @@ from mmengine.logging import print_log
 from PIL import Image
 
 from .. import tasks
+from ..tasks import voc_palette
+from ..utils.checkpoint import checkpoint_record, unwrap_state_dict
 from ..utils.io import atomic_write
 from .config import check_incremental, data_task_step, step_dir
 from .results import PSEUDO_LABEL_METRICS_FILE
@@ -81,8 +83,7 @@ def build_seam_model(cfg: Config, checkpoint: str, device: Optional[str] = None)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     model = MODELS.build(copy.deepcopy(cfg.model))  # no init_weights: no pretrained download
     state = CheckpointLoader.load_checkpoint(checkpoint, map_location='cpu')
-    state = state.get('state_dict', state) if isinstance(state, dict) else state
-    state = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state.items()}
+    state = unwrap_state_dict(state)
     check_seam_checkpoint(state, model, checkpoint, cfg)
     state.setdefault('_extra_state', model.get_extra_state())  # checkpoints of older versions
     fix = 'Use the checkpoint trained with this config (same backbone).'
@@ -160,7 +161,6 @@ def true_mask(data_info: dict) -> np.ndarray:
 
 def write_label_png(path: str, label: np.ndarray) -> None:
     """Write a class-id map as a VOC palette PNG, atomically (temp file + ``os.replace``)."""
-    from ..datasets.toy_voc import voc_palette
     img = Image.fromarray(np.asarray(label, dtype=np.uint8))
     img.putpalette(voc_palette())
     with atomic_write(path, 'wb') as f:
@@ -405,7 +405,7 @@ def weak_step_hook(config: str,
                   logger='current')
     else:
         print_log(f'===== SEAM for step {step} ({seam_config}) -> {seam_dir}', logger='current')
-        interrupted = osp.isfile(osp.join(seam_dir, 'last_checkpoint'))
+        interrupted = osp.isfile(checkpoint_record(seam_dir))
         train_step(seam_config, work_dir=work_dir, data_root=data_root, cfg_options=options,
                    resume=interrupted)
     from ..engine.hooks import find_last_checkpoint
@@ -457,7 +457,6 @@ def visualize_cams(seam_config: Union[str, Config],
     import cv2
     from mmengine.dataset import pseudo_collate
 
-    from ..datasets.toy_voc import voc_palette
 
     cfg = load_seam_config(seam_config, data_root, cfg_options)
     model = build_seam_model(cfg, checkpoint, device)

@@ -14,6 +14,7 @@ from mmengine.logging import print_log
 from .config import resolve_incremental_config, set_data_root
 
 from ..engine.hooks.step_result_hook import RESULT_FILE
+from ..utils.checkpoint import checkpoint_record, recorded_checkpoint
 
 
 def load_step_config(config: str,
@@ -89,7 +90,7 @@ def protect_step_dir(step_dir: str, resume: bool, force: bool) -> None:
             raise FileExistsError(f'{step_dir} is already finished ({RESULT_FILE} exists); '
                                   'nothing to resume. Use --force to retrain it.')
         return
-    has_ckpt = osp.isfile(osp.join(step_dir, 'last_checkpoint'))
+    has_ckpt = osp.isfile(checkpoint_record(step_dir))
     if not (step_is_finished(step_dir) or has_ckpt):
         return
     if force:
@@ -114,14 +115,10 @@ def resume_checkpoint(step_dir: str) -> Optional[str]:
     missing file (a run killed while writing it), the newest ``*.pth`` of ``step_dir`` that
     loads (a checkpoint cut short by the kill is skipped). None when there is none.
     """
-    record = osp.join(step_dir, 'last_checkpoint')
-    if osp.isfile(record):
-        with open(record) as f:
-            named = f.read().strip()
-        if named and not osp.isfile(named):
-            named = osp.join(step_dir, osp.basename(named))
-        if named and osp.isfile(named):
-            return named
+    record = checkpoint_record(step_dir)
+    named = recorded_checkpoint(step_dir)
+    if named is not None and osp.isfile(named):
+        return named
     import glob
 
     import torch

@@ -4,9 +4,10 @@ Format: one line per image, ``<image name> <class id> <class id> ...`` with VOC 
 (background is never listed). Path relative to the data root: :data:`IMAGE_LABELS_FILE`.
 When the file is absent, labels are derived from the masks (see ``IncrementalVOCDataset``).
 """
-import os
 import os.path as osp
 from typing import Dict, List, Mapping, Sequence
+
+from ..utils.io import atomic_write
 
 IMAGE_LABELS_FILE = osp.join('ImageSets', 'Segmentation', 'cls_labels.txt')
 
@@ -35,8 +36,6 @@ def read_image_labels(path: str) -> Dict[str, List[int]]:
 
 def write_image_labels(path: str, labels: Mapping[str, Sequence[int]]) -> None:
     """Write ``{name: class ids}`` atomically (temp file + rename)."""
-    tmp = f'{path}.tmp{os.getpid()}'
-    with open(tmp, 'w') as f:
+    with atomic_write(path) as f:
         for name in sorted(labels):
             f.write(' '.join([name] + [str(int(i)) for i in sorted(set(labels[name]))]) + '\n')
-    os.replace(tmp, path)

@@ -33,7 +33,8 @@ import numpy as np
 from PIL import Image
 
 from mmincseg.datasets.image_labels import IMAGE_LABELS_FILE, write_image_labels
-from mmincseg.tasks import IGNORE_INDEX, VOC_CLASSES
+from mmincseg.tasks import IGNORE_INDEX, VOC_CLASSES, voc_palette  # noqa: F401 (re-exported)
+from mmincseg.utils.io import atomic_write
 
 TOY_VOC_FORMAT = 'mmincseg-toy-voc'
 TOY_VOC_VERSION = 2
@@ -77,21 +78,6 @@ _MIN_VISIBLE = 0.4  # an occluded object keeps at least this share of its area
 _IMAGE_STREAM = 0x1A6E  # separates per-image random streams from per-block ones
 _BLOCK_STREAM = 0xB10C
 _NAME_RE = re.compile(r'^toy_\d{6,}\.(jpg|png)$')
-
-
-def voc_palette() -> List[int]:
-    """The standard PASCAL VOC colour map (bit-interleaved), flattened to 768 ints."""
-    palette = []
-    for i in range(256):
-        r = g = b = 0
-        c = i
-        for j in range(8):
-            r |= ((c >> 0) & 1) << (7 - j)
-            g |= ((c >> 1) & 1) << (7 - j)
-            b |= ((c >> 2) & 1) << (7 - j)
-            c >>= 3
-        palette += [r, g, b]
-    return palette
 
 
 def is_toy_voc(path: str) -> bool:
@@ -375,11 +361,9 @@ def _remove_stale(out_dir: str, keep: set) -> None:
 
 
 def _write_json(path: str, data: dict) -> None:
-    tmp = f'{path}.tmp{os.getpid()}'
-    with open(tmp, 'w') as f:
+    with atomic_write(path) as f:
         json.dump(data, f, indent=2, sort_keys=True)
         f.write('\n')
-    os.replace(tmp, path)
 
 
 def make_toy_voc(out_dir: str, seed: int = 0, num_train: int = 600, num_val: int = 150,

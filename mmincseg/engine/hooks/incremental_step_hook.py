@@ -12,6 +12,7 @@ from mmengine.runner import CheckpointLoader
 from mmseg.registry import HOOKS, MODELS
 
 from ...models.classifiers import incremental_classifiers, init_novel_classifier
+from ...utils.checkpoint import checkpoint_record, recorded_checkpoint, unwrap_state_dict
 
 
 def find_last_checkpoint(path: str) -> str:
@@ -22,16 +23,12 @@ def find_last_checkpoint(path: str) -> str:
     """
     if osp.isfile(path):
         return path
-    record = osp.join(path, 'last_checkpoint')
-    if osp.isdir(path) and osp.isfile(record):
-        with open(record) as f:
-            ckpt = f.read().strip()
-        if not osp.isabs(ckpt) and not osp.isfile(ckpt):
-            ckpt = osp.join(path, osp.basename(ckpt))
+    ckpt = recorded_checkpoint(path) if osp.isdir(path) else None
+    if ckpt is not None:
         if osp.isfile(ckpt):
             return ckpt
-        raise FileNotFoundError(f'{record} names {ckpt}, which does not exist; re-run the '
-                                'previous step or set incremental.prev_checkpoint=PATH')
+        raise FileNotFoundError(f'{checkpoint_record(path)} names {ckpt}, which does not exist; '
+                                're-run the previous step or set incremental.prev_checkpoint=PATH')
     raise FileNotFoundError(
         f'previous-step checkpoint not found: {path} is neither a checkpoint file nor a step '
         'directory with a last_checkpoint record. Train the previous step first (same --work-dir, '
@@ -71,8 +68,7 @@ def load_teacher(model_cfg: dict, prev_checkpoint: str, classes_per_step: list) 
         cfg['pretrained'] = None
     teacher = MODELS.build(cfg)
     ckpt = read_checkpoint(prev_checkpoint)
-    state = ckpt.get('state_dict', ckpt)
-    state = {k[7:] if k.startswith('module.') else k: v for k, v in state.items()}
+    state = unwrap_state_dict(ckpt)
     expected = teacher.state_dict()
     for key, value in expected.items():
         if key in state and state[key].shape != value.shape:

@@ -15,6 +15,8 @@ import torch.nn as nn
 from mmengine.model.weight_init import PretrainedInit
 from mmengine.runner import CheckpointLoader
 
+from ...utils.checkpoint import unwrap_state_dict
+
 #: Keys of a module's state dict that no pretrained file is expected to hold.
 IGNORED_SUFFIXES = ('num_batches_tracked', )
 #: How many missing / unused keys an error message lists.
@@ -84,12 +86,7 @@ def read_pretrained_state(checkpoint: str,
         dict[str, Tensor]: Key in the module's state dict -> tensor (non-tensors left out).
     """
     ckpt = CheckpointLoader.load_checkpoint(checkpoint, map_location='cpu', logger='current')
-    state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, Mapping) else {}
-    if prefix is not None:
-        prefix = prefix if prefix.endswith('.') else prefix + '.'
-        state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
-    else:
-        state = {k[7:] if k.startswith('module.') else k: v for k, v in state.items()}
+    state = unwrap_state_dict(ckpt, prefix)
     return {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
 
 
