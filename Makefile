@@ -26,8 +26,8 @@ test-fast: install
 	$(TEST_ENV) $(PY) -m pytest tests -q -p no:cacheprovider -m "not slow"
 
 bench: install
-	$(PY) tools/benchmark.py --json docs/benchmarks.json
-	$(PY) tools/benchmark.py --render docs/benchmarks.json --md docs/benchmarks.md
+	$(PY) tools/analysis_tools/benchmark.py --json docs/benchmarks.json
+	$(PY) tools/analysis_tools/benchmark.py --render docs/benchmarks.json --md docs/benchmarks.md
 
 clean:
 	rm -rf work_dirs $(TOY)

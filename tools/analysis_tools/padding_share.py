@@ -17,9 +17,9 @@ import tempfile
 
 from mmengine.config import DictAction
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..'))
-from mmincseg.apis.padding_share import padding_share, write_sized_voc  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 from mmincseg.apis.train import load_step_config  # noqa: E402
+from tools.analysis_tools.batch_padding import padding_share, write_sized_voc  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:

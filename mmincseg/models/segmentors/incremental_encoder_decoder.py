@@ -186,7 +186,7 @@ class IncrementalEncoderDecoder(EncoderDecoder):
                              f'{self.DISTILL_AT}')
         super().__init__(backbone=backbone, decode_head=decode_head, **kwargs)
         self.classes_per_step = [int(n) for n in classes_per_step]
-        for head in self._heads():
+        for head in self.heads():
             make_incremental(head, self.classes_per_step)
         self.num_classes = self.out_channels = sum(self.classes_per_step)
         self.distill_loss = MODELS.build(distill_loss) if distill_loss else None
@@ -208,12 +208,19 @@ class IncrementalEncoderDecoder(EncoderDecoder):
         """
         init_weights_checked(self, super().init_weights, self.allow_partial_pretrained)
 
-    def _heads(self) -> List[nn.Module]:
-        heads = [self.decode_head]
+    def named_heads(self) -> List[Tuple[str, nn.Module]]:
+        """Every head with the prefix of its losses: ``decode``, then ``aux_<i>`` for a list of
+        auxiliary heads or ``aux`` for a single one (mmseg's naming)."""
+        heads = [('decode', self.decode_head)]
         if self.with_auxiliary_head:
             aux = self.auxiliary_head
-            heads += list(aux) if isinstance(aux, nn.ModuleList) else [aux]
+            heads += [(f'aux_{i}', head) for i, head in enumerate(aux)] \
+                if isinstance(aux, nn.ModuleList) else [('aux', aux)]
         return heads
+
+    def heads(self) -> List[nn.Module]:
+        """The decode head, then the auxiliary heads in order."""
+        return [head for _, head in self.named_heads()]
 
     @property
     def teacher(self) -> Optional[nn.Module]:
@@ -257,19 +264,6 @@ class IncrementalEncoderDecoder(EncoderDecoder):
         head_feats = teacher.decode_head._transform_inputs(feats) \
             if self.feature_distill_loss is not None else None
         return logits, head_feats
-
-    def _auxiliary_head_forward_train(self, inputs: List[Tensor],
-                                      data_samples: SampleList) -> dict:
-        """Auxiliary heads' losses (``aux_<i>.*``, or ``aux.*`` for a single head) as mmseg's,
-        through :func:`head_loss_by_feat`."""
-        aux = self.auxiliary_head
-        heads = [(f'aux_{i}', head) for i, head in enumerate(aux)] \
-            if isinstance(aux, nn.ModuleList) else [('aux', aux)]
-        losses = {}
-        for prefix, head in heads:
-            for k, v in head_loss_by_feat(head, head.forward(inputs), data_samples).items():
-                losses[f'{prefix}.{k}'] = v
-        return losses
 
     def veto_old_classes(self, data_samples: SampleList, old_logits: Tensor) -> None:
         """Relabel as background the new-class pixels the teacher gives to an old class.
@@ -338,8 +332,61 @@ class IncrementalEncoderDecoder(EncoderDecoder):
                 valid_mask=None if all(m is None for m in masks) else masks)
         return losses
 
+    def losses_from_outputs(self, seg_logits: Tensor, aux_logits: Optional[Sequence[Tensor]],
+                            data_samples: SampleList, batch_shape: Sequence[int],
+                            old_logits: Optional[Tensor] = None,
+                            new_feats: Optional[Union[Tensor, List[Tensor]]] = None,
+                            old_feats: Optional[Union[Tensor, List[Tensor]]] = None) -> dict:
+        """Every loss of :meth:`loss`, from given student and teacher outputs.
+
+        :meth:`loss` is the forwards (teacher, backbone, heads) followed by this method, which
+        is the only place the training losses are put together: with ``old_class_veto`` the
+        pseudo-labels are first vetoed by ``old_logits`` (:meth:`veto_old_classes`, in place),
+        then each head's losses (:func:`head_loss_by_feat`) and the distillation terms
+        (:meth:`distillation_losses`) are computed. Speed measurements time it on recorded
+        outputs (``tools/analysis_tools``).
+
+        Args:
+            seg_logits (Tensor): Decode-head logits, has a shape (N, C, h, w).
+            aux_logits (Sequence[Tensor], optional): One output per auxiliary head, in the order
+                of ``auxiliary_head``; None or empty for a model without auxiliary heads.
+            data_samples (list[SegDataSample]): With ``gt_sem_seg``.
+            batch_shape (Sequence[int]): Height and width (H, W) of the padded input batch.
+            old_logits (Tensor, optional): Teacher logits, has a shape (N, C_old, h', w'); None
+                without a teacher (no veto, no distillation).
+            new_feats (Tensor | list[Tensor], optional): Student decode-head input features
+                (ILT); None skips the feature distillation.
+            old_feats (Tensor | list[Tensor], optional): Teacher features of the same shapes.
+
+        Returns:
+            dict[str, Tensor]: ``decode.loss_*``, ``aux_<i>.loss_*`` (``aux.*`` for a single
+            head), ``loss_kd``, ``loss_feat_kd``, as configured, and the ``acc_seg`` of each head.
+        """
+        aux_heads = self.named_heads()[1:]
+        aux_logits = list(aux_logits or [])
+        if len(aux_logits) != len(aux_heads):
+            raise ValueError(f'losses_from_outputs: got {len(aux_logits)} auxiliary logits for '
+                             f'{len(aux_heads)} auxiliary heads; pass one output per head of '
+                             '`auxiliary_head`, in order')
+        if self.old_class_veto and old_logits is not None:
+            self.veto_old_classes(data_samples, old_logits)
+        losses = {
+            f'decode.{k}': v
+            for k, v in head_loss_by_feat(self.decode_head, seg_logits, data_samples).items()
+        }
+        for (prefix, head), logits in zip(aux_heads, aux_logits):
+            for k, v in head_loss_by_feat(head, logits, data_samples).items():
+                losses[f'{prefix}.{k}'] = v
+        if old_logits is not None:
+            losses.update(self.distillation_losses(seg_logits, old_logits, data_samples,
+                                                   batch_shape, new_feats, old_feats))
+        return losses
+
     def loss(self, inputs: Tensor, data_samples: SampleList) -> dict:
         """Segmentation losses of every head plus distillation from the teacher.
+
+        The forwards of the teacher (when a distillation loss or the veto needs it), the
+        backbone and every head, then :meth:`losses_from_outputs` on their outputs.
 
         Args:
             inputs (Tensor): Images, shape (N, 3, H, W).
@@ -350,21 +397,13 @@ class IncrementalEncoderDecoder(EncoderDecoder):
         """
         use_teacher = self.teacher is not None and (
             self.distill_loss or self.feature_distill_loss or self.old_class_veto)
+        old_logits = old_feats = new_feats = None
         if use_teacher:
             old_logits, old_feats = self.teacher_forward(inputs)
-            if self.old_class_veto:
-                self.veto_old_classes(data_samples, old_logits)
         feats = self.extract_feat(inputs)
         seg_logits = self.decode_head.forward(feats)
-        losses = {
-            f'decode.{k}': v
-            for k, v in head_loss_by_feat(self.decode_head, seg_logits, data_samples).items()
-        }
-        if self.with_auxiliary_head:
-            losses.update(self._auxiliary_head_forward_train(feats, data_samples))
-        if use_teacher:
-            new_feats = self.decode_head._transform_inputs(feats) \
-                if self.feature_distill_loss is not None else None
-            losses.update(self.distillation_losses(seg_logits, old_logits, data_samples,
-                                                   inputs.shape[2:], new_feats, old_feats))
-        return losses
+        aux_logits = [head.forward(feats) for head in self.heads()[1:]]
+        if use_teacher and self.feature_distill_loss is not None:
+            new_feats = self.decode_head._transform_inputs(feats)
+        return self.losses_from_outputs(seg_logits, aux_logits, data_samples, inputs.shape[2:],
+                                        old_logits, new_feats, old_feats)

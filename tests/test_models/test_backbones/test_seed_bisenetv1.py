@@ -10,14 +10,14 @@ from mmengine.config import Config
 from mmseg.registry import MODELS
 
 from mmincseg import tasks
-from mmincseg.apis.benchmark import train_batch_data
+from tools.analysis_tools.bench_models import train_batch_data
 from mmincseg.apis.config import resolve_incremental_config
 from mmincseg.models.backbones import (ChannelAttentionRefinement, SeedBiSeNetV1,
                                        SeedFeatureFusionModule)
 from mmincseg.models.classifiers import IncrementalClassifier
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-TOY_STEP1 = osp.join(REPO, 'configs/mib/bisenet_seed_r18_toyvoc_15-5_step1.py')
+TOY_STEP0 = osp.join(REPO, 'configs/mib/bisenet_seed_r18_toyvoc_15-5_step0.py')
 NORM = dict(type='BN', requires_grad=True)
 
 
@@ -110,7 +110,9 @@ def test_model_configs(name, widths):
 
 
 def _toy_model(classes_per_step=None):
-    cfg = resolve_incremental_config(Config.fromfile(TOY_STEP1))
+    cfg = Config.fromfile(TOY_STEP0)
+    cfg.merge_from_dict({'incremental.step': 1})
+    cfg = resolve_incremental_config(cfg)
     model_cfg = copy.deepcopy(cfg.model)
     if classes_per_step is not None:
         model_cfg.update(classes_per_step=classes_per_step, distill_loss=None,

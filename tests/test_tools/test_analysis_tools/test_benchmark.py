@@ -1,4 +1,5 @@
-"""The benchmark's document schema and rendering (timings are never asserted)."""
+"""The benchmark (tools/analysis_tools): document schema and rendering (timings are never
+asserted), and its loss path against the segmentor's own ``loss``."""
 import json
 import os.path as osp
 import subprocess
@@ -6,10 +7,17 @@ import sys
 
 import pytest
 
-from mmincseg.apis.benchmark import (CHANNELS_LAST_METHODS, CHANNELS_LAST_MODELS,
-                                     METHODS_BENCHMARKED, MODELS_BENCHMARKED, QUICK, TARGETS,
-                                     TRAIN_MODELS, check_targets, compute_ratios,
-                                     render_markdown, run_benchmark)
+import torch
+
+from tools.analysis_tools.bench_models import (CHANNELS_LAST_METHODS, CHANNELS_LAST_MODELS,
+                                               METHODS_BENCHMARKED, MODELS_BENCHMARKED, QUICK,
+                                               TRAIN_MODELS, build_train_models,
+                                               train_batch_data)
+from tools.analysis_tools.bench_report import (TARGETS, check_targets, compute_ratios,
+                                               render_markdown)
+from tools.analysis_tools.bench_run import run_benchmark
+from tools.analysis_tools.bench_train import (check_loss_terms, loss_step, loss_terms,
+                                              record_loss_inputs)
 
 DESIGN_RATIOS = ('mib_over_ft', 'loss_share_of_mib_step', 'deeplabv3_r101_os16_over_bisenet_r18',
                  'train_gflops_over_matmul_peak')
@@ -108,7 +116,7 @@ def test_render_marks_targets_and_missing_sections():
 def test_quick_benchmark_schema(tmp_path, repo_root):
     """The --quick path end to end (~20 s on 2 CPU cores): schema of DESIGN.md, then rendering."""
     doc = run_benchmark(quick=True, device='cpu', threads=1, log=lambda msg: None)
-    doc = json.loads(json.dumps(doc))  # JSON-serialisable as written by tools/benchmark.py
+    doc = json.loads(json.dumps(doc))  # JSON-serialisable as the CLI writes it
 
     assert {'machine', 'infer', 'train_step', 'ratios'} <= set(doc)
     assert doc['machine']['cpu_model'] and doc['machine']['torch']
@@ -147,10 +155,68 @@ def test_quick_benchmark_schema(tmp_path, repo_root):
     json_path = tmp_path / 'bench.json'
     md_path = tmp_path / 'bench.md'
     json_path.write_text(json.dumps(doc))
-    subprocess.run([sys.executable, osp.join(repo_root, 'tools', 'benchmark.py'), '--render',
-                    str(json_path), '--md', str(md_path)], check=True, cwd=repo_root,
+    subprocess.run([sys.executable, osp.join(repo_root, 'tools', 'analysis_tools', 'benchmark.py'),
+                    '--render', str(json_path), '--md', str(md_path)], check=True, cwd=repo_root,
                    capture_output=True)
     md = md_path.read_text()
     assert '## Targets' in md and '## Profile of a MiB step' in md
     assert '## MiB training step by model' in md and '| bisenet_seed_r101 |' in md
     assert doc['machine']['cpu_model'] in md
+
+
+def _padded_batch(seed: int) -> dict:
+    """The benchmark batch with a smaller second image (48 x 40): the data preprocessor pads it
+    to the 64 x 64 batch, so the distillation terms have padding to leave out."""
+    from mmengine.structures import PixelData
+    data = train_batch_data(2, 64, seed=seed)
+    data['inputs'][1] = data['inputs'][1][:, :48, :40].contiguous()
+    sample = data['data_samples'][1]
+    sample.gt_sem_seg = PixelData(data=sample.gt_sem_seg.data[:, :48, :40].contiguous())
+    sample.set_metainfo(dict(img_shape=(48, 40), ori_shape=(48, 40)))
+    return data
+
+
+@pytest.mark.parametrize('method, options', [
+    ('ft', {}),
+    ('ilt', {}),
+    ('mib', {}),
+    ('mib', dict(distill_at='label', old_class_veto=True)),
+])
+def test_benchmark_loss_path_is_the_segmentor_loss(method, options):
+    """The loss the benchmark times (``losses_from_outputs`` on outputs recorded from ``loss``)
+    is ``model.loss()``'s on the same batch, with every option of the segmentor (padding left out
+    of the distillation, ``distill_at``, the veto), and its per-term split adds up to it."""
+    model = build_train_models(method, torch.device('cpu'))
+    for key, value in options.items():
+        setattr(model, key, value)
+    data = model.data_preprocessor(_padded_batch(seed=1), True)
+    assert data['data_samples'][1].padding_size == (0, 24, 0, 16)
+    torch.manual_seed(0)  # the heads' dropout draws the same masks in both forwards
+    losses = model.loss(data['inputs'], data['data_samples'])
+    expected, _ = model.parse_losses(losses)
+
+    torch.manual_seed(0)
+    record = record_loss_inputs(model, _padded_batch(seed=1))
+    got = loss_step(model, record)
+    torch.testing.assert_close(got, expected.detach(), rtol=1e-6, atol=1e-6)
+    assert set(model.losses_from_outputs(**record)) == set(losses)
+    torch.testing.assert_close(loss_step(model, record), got)  # the record can be timed again
+    terms = loss_terms(model, record)
+    assert {'decode', 'aux_0', 'aux_1'} <= set(terms)
+    assert ('kd' in terms) == (method != 'ft') and ('feat_kd' in terms) == (method == 'ilt')
+    check_loss_terms(model, record)
+
+
+def test_loss_term_split_that_misses_a_term_is_refused():
+    """A segmentor loss that gains a term the per-term split does not know stops the benchmark."""
+    model = build_train_models('mib', torch.device('cpu'))
+    record = record_loss_inputs(model, train_batch_data(2, 64))
+    check_loss_terms(model, record)
+    losses_from_outputs = model.losses_from_outputs
+
+    def with_a_new_term(**kwargs):
+        return dict(losses_from_outputs(**kwargs), loss_new=kwargs['seg_logits'].square().mean())
+
+    model.losses_from_outputs = with_a_new_term
+    with pytest.raises(RuntimeError, match='per-term split'):
+        check_loss_terms(model, record)

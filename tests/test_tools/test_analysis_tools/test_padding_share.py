@@ -1,7 +1,8 @@
+"""The batch-padding share of training batches (tools/analysis_tools/batch_padding.py)."""
 import pytest
 
-from mmincseg.apis.padding_share import padding_share, write_sized_voc
 from mmincseg.apis.train import load_step_config
+from tools.analysis_tools.batch_padding import padding_share, write_sized_voc
 
 TOY_CONFIG = 'configs/mib/bisenet_r18_toyvoc_15-5_step1.py'
 VOC_CONFIG = 'configs/mib/bisenet_r18_voc_15-5_step1.py'

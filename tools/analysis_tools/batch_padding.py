@@ -45,7 +45,7 @@ def padding_share(cfg: Config, num_epochs: int = 1, batch_size: Optional[int] = 
     from mmseg.registry import MODELS
 
     import mmincseg  # noqa: F401  (registers our transforms and datasets)
-    from ..models.segmentors.incremental_encoder_decoder import padding_free_mask
+    from mmincseg.models.segmentors.incremental_encoder_decoder import padding_free_mask
     if DefaultScope.get_current_instance() is None:
         init_default_scope(cfg.get('default_scope', 'mmseg'))
     set_random_seed(seed)

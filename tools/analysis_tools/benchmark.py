@@ -2,9 +2,12 @@
 
 Examples::
 
-    python tools/benchmark.py --json docs/benchmarks.json             # full run (~5-10 min, CPU)
-    python tools/benchmark.py --quick --json /tmp/bench.json          # tiny sizes, smoke test
-    python tools/benchmark.py --render docs/benchmarks.json --md docs/benchmarks.md
+    python tools/analysis_tools/benchmark.py --json docs/benchmarks.json     # full, ~5-10 min CPU
+    python tools/analysis_tools/benchmark.py --quick --json /tmp/bench.json  # tiny, smoke test
+    python tools/analysis_tools/benchmark.py --render docs/benchmarks.json --md docs/benchmarks.md
+
+The measuring helpers are the ``bench_*`` modules beside this script, imported as
+``tools.analysis_tools.*`` from the repository root (put on ``sys.path`` below).
 """
 import argparse
 import json
@@ -12,7 +15,9 @@ import os
 import os.path as osp
 import sys
 
-from mmincseg.apis.benchmark import render_markdown, run_benchmark
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+from tools.analysis_tools.bench_report import render_markdown  # noqa: E402
+from tools.analysis_tools.bench_run import run_benchmark  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
@@ -53,7 +58,7 @@ def main() -> None:
                 doc = json.load(f)
         except (OSError, ValueError) as e:
             sys.exit(f'benchmark: cannot read {args.render}: {e}. Run '
-                     '`python tools/benchmark.py --json OUT` first.')
+                     '`python tools/analysis_tools/benchmark.py --json OUT` first.')
     else:
         doc = run_benchmark(quick=args.quick, device=args.device, data_root=args.data_root,
                             threads=args.threads,
