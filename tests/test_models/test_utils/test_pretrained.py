@@ -68,7 +68,8 @@ def source_state(checkpoint: str) -> Dict[str, torch.Tensor]:
     random values (BN variances positive) that no fresh init reproduces."""
     from mmseg.models.backbones import MixVisionTransformer, ResNet, ResNetV1c
     extra = {}
-    v1c = re.fullmatch(r'open-mmlab://resnet(\d+)_v1c', checkpoint)
+    # the toy's pretraining writes the layout of the open-mmlab v1c files (apis/toy_pretrain.py)
+    v1c = re.fullmatch(r'(?:open-mmlab|mmincseg-toy)://resnet(\d+)_v1c(?:\?.*)?', checkpoint)
     tv = re.fullmatch(r'torchvision://resnet(\d+)|'  # or torchvision's file by its URL
                       r'https://download\.pytorch\.org/models/resnet(\d+)-[0-9a-f]+\.pth',
                       checkpoint)
@@ -163,7 +164,8 @@ def test_every_model_config_loads_its_pretrained_weights_completely(config, pret
 def test_resolved_step_config_loads_its_pretrained_weights(pretrained_file):
     """As a real run builds it: a VOC step config through the resolver."""
     from mmincseg.apis.config import resolve_incremental_config
-    cfg = Config.fromfile(osp.join(REPO, 'configs', 'mib', 'bisenet_r18_voc_15-5_step1.py'))
+    cfg = Config.fromfile(osp.join(REPO, 'configs', 'mib', 'bisenet_r18_voc_15-5_step0.py'))
+    cfg.merge_from_dict({'incremental.step': 1})
     init_cfg = cfg.model.backbone.backbone_cfg.init_cfg
     init_cfg.checkpoint = pretrained_file(init_cfg.checkpoint)
     model = MODELS.build(resolve_incremental_config(cfg).model)
