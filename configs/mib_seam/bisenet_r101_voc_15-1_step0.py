@@ -1,4 +1,4 @@
 # MiB on VOC 15-1 with weak supervision: steps 1-5 train on SEAM pseudo-labels (see 15-5).
 _base_ = ['../mib/bisenet_r101_voc_15-1_step0.py']
 incremental = dict(
-    labels='seam', seam=dict(config='configs/seam/seam_r50_voc_15-1_step{step}.py'))
+    labels='seam', seam=dict(config='configs/seam/seam_r50_voc_15-1.py'))

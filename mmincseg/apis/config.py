@@ -2,7 +2,7 @@
 import copy
 import os.path as osp
 import re
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 from mmengine.config import Config, ConfigDict
 
@@ -95,22 +95,37 @@ def step_dir(root: str, step: int) -> str:
     return osp.join(root, f'step{step}')
 
 
-def _dataset_cfgs(cfg: Config) -> List[ConfigDict]:
-    found = []
+LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 
+
+def walk_datasets(cfg: Config, loaders: Sequence[str] = LOADERS) -> Iterator[ConfigDict]:
+    """Every dataset config of the given data loaders, outermost first: the loader's
+    ``dataset`` and, inside dataset wrappers, their ``dataset`` / ``datasets``. The one walker of
+    dataset configs (the resolver, ``--data-root``, pseudo-labels and SEAM read datasets with it).
+    """
     def visit(ds):
         if isinstance(ds, dict):
-            if ds.get('type') == 'IncrementalVOCDataset':
-                found.append(ds)
+            yield ds
             for key in ('dataset', 'datasets'):
                 sub = ds.get(key)
                 for s in (sub if isinstance(sub, (list, tuple)) else [sub]):
-                    visit(s)
+                    yield from visit(s)
 
-    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+    for loader in loaders:
         if cfg.get(loader):
-            visit(cfg[loader].get('dataset'))
-    return found
+            yield from visit(cfg[loader].get('dataset'))
+
+
+def inner_dataset(cfg: Config, loader: str) -> ConfigDict:
+    """The innermost dataset config of a loader that has a pipeline (inside any wrappers)."""
+    found = [ds for ds in walk_datasets(cfg, [loader]) if 'pipeline' in ds]
+    if not found:
+        raise ValueError(f'{loader}.dataset has no dataset with a pipeline')
+    return found[-1]
+
+
+def _dataset_cfgs(cfg: Config) -> List[ConfigDict]:
+    return [ds for ds in walk_datasets(cfg) if ds.get('type') == 'IncrementalVOCDataset']
 
 
 def _head_cfgs(model: dict, source: str) -> List[dict]:
@@ -299,9 +314,7 @@ def _add_pseudo_labels(cfg: Config, inc: dict, root: str, classes: List[int]) ->
     pseudo_dir = inc.get('pseudo_label_dir') or osp.join(step_dir(root, inc['step']),
                                                          'pseudo_labels')
     inc['pseudo_label_dir'] = pseudo_dir
-    ds = cfg.train_dataloader.dataset
-    while 'pipeline' not in ds and 'dataset' in ds:
-        ds = ds.dataset
+    ds = inner_dataset(cfg, 'train_dataloader')
     pipeline = copy.deepcopy(ds.pipeline)
     out = []
     for t in pipeline:
@@ -369,17 +382,8 @@ def _cuda_available() -> bool:
 
 def set_data_root(cfg: Config, data_root: str) -> Config:
     """Point every dataset of the config (train/val/test, wrapped ones too) at ``data_root``."""
-    def visit(ds):
-        if isinstance(ds, dict):
-            if 'data_root' in ds or ds.get('type', '').endswith('Dataset'):
-                ds['data_root'] = data_root
-            for key in ('dataset', 'datasets'):
-                sub = ds.get(key)
-                for s in (sub if isinstance(sub, (list, tuple)) else [sub]):
-                    visit(s)
-
     cfg.data_root = data_root
-    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        if cfg.get(loader):
-            visit(cfg[loader].get('dataset'))
+    for ds in walk_datasets(cfg):
+        if 'data_root' in ds or str(ds.get('type', '')).endswith('Dataset'):
+            ds['data_root'] = data_root
     return cfg

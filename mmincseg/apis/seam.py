@@ -29,7 +29,7 @@ from .. import tasks
 from ..tasks import voc_palette
 from ..utils.checkpoint import checkpoint_record, unwrap_state_dict
 from ..utils.io import atomic_write
-from .config import check_incremental, data_task_step, step_dir
+from .config import check_incremental, data_task_step, inner_dataset, step_dir
 from .results import PSEUDO_LABEL_METRICS_FILE
 from .train import load_step_config, step_is_finished, train_step
 
@@ -123,15 +123,9 @@ def check_seam_checkpoint(state: dict, model, checkpoint: str, cfg: Config) -> N
                          f'{fix}')
 
 
-def _unwrap_dataset(ds: dict) -> dict:
-    while ds.get('type') != 'IncrementalVOCDataset' and isinstance(ds.get('dataset'), dict):
-        ds = ds['dataset']
-    return ds
-
-
 def pseudo_label_pipeline(cfg: Config) -> List[dict]:
     """The config's test pipeline without annotations, packing ``img_labels``."""
-    pipeline = cfg.get('test_pipeline') or _unwrap_dataset(cfg.val_dataloader.dataset).pipeline
+    pipeline = cfg.get('test_pipeline') or inner_dataset(cfg, 'val_dataloader').pipeline
     out = []
     for t in copy.deepcopy(list(pipeline)):
         if t.get('type') == 'LoadAnnotations':
@@ -146,7 +140,7 @@ def pseudo_label_pipeline(cfg: Config) -> List[dict]:
 def build_step_train_images(cfg: Config):
     """The training images of the config's step with the pseudo-label (test) pipeline."""
     from mmseg.registry import DATASETS
-    ds_cfg = copy.deepcopy(_unwrap_dataset(cfg.train_dataloader.dataset))
+    ds_cfg = copy.deepcopy(inner_dataset(cfg, 'train_dataloader'))
     ds_cfg.update(subset='train', test_mode=False, pipeline=pseudo_label_pipeline(cfg))
     return DATASETS.build(ds_cfg)
 
@@ -332,20 +326,21 @@ def resolve_config_path(path: str, relative_to: Optional[str] = None) -> str:
 def seam_config_of(config: str, cfg: Config, step: int) -> Tuple[str, dict]:
     """The SEAM config of a weak config's step and the overrides that pin it to that step.
 
-    ``incremental.seam = dict(config='configs/seam/seam_r18_toyvoc_15-1_step{step}.py',
-    cfg_options=dict(...))``: ``{step}`` is replaced by the step; the SEAM's split, step and
-    setting are set to the weak step's data (for joint: all 20 classes, ``'20-0'`` step 0).
+    ``incremental.seam = dict(config='configs/seam/seam_r18_toyvoc_15-1.py',
+    cfg_options=dict(...))``: one SEAM config serves every step, since the SEAM's split, step
+    and setting are set to the weak step's data (for joint: all 20 classes, ``'20-0'`` step 0).
+    A ``{step}`` in the path is replaced by the step (one SEAM file per step also works).
     """
     inc = check_incremental(cfg.get('incremental'), config)
     seam = inc.get('seam')
     if not isinstance(seam, dict) or not seam.get('config'):
         raise ValueError(f"{config}: incremental.labels='seam' needs the SEAM config of its steps: "
-                         "incremental.seam=dict(config='configs/seam/<seam config>_step{step}.py')")
+                         "incremental.seam=dict(config='configs/seam/<seam config>.py')")
     unknown = set(seam) - {'config', 'cfg_options'}
     if unknown:
         raise ValueError(f'{config}: unknown incremental.seam keys {sorted(unknown)}; valid: '
                          "['cfg_options', 'config']")
-    seam_config = resolve_config_path(str(seam['config']).format(step=step), config)
+    seam_config = resolve_config_path(str(seam['config']).replace('{step}', str(step)), config)
     data_task, data_step = data_task_step(dict(inc, step=step))
     options = dict(seam.get('cfg_options') or {})
     options.update({'incremental.task': data_task, 'incremental.step': data_step,

@@ -93,7 +93,7 @@ def test_every_shipped_step_config_resolves(repo_root):
     import glob
     configs = sorted(p for p in glob.glob(osp.join(repo_root, 'configs', '*', '*.py'))
                      if '_base_' not in p)
-    assert len(configs) > 100
+    assert len(configs) > 50  # one per method x model x dataset x split (configs/README.md)
     for path in configs:
         cfg = load_step_config(path, work_dir='w')
         assert cfg.incremental['task'] and cfg.work_dir.startswith('w')

@@ -17,8 +17,9 @@ from mmincseg.apis.seam import (load_seam_config, make_pseudo_labels, visualize_
                                 weak_step_hooks)
 from mmincseg.tasks import IGNORE_INDEX
 
-SEAM_CONFIG = 'configs/seam/seam_r18_toyvoc_15-5_step1.py'
-WEAK_CONFIG = 'configs/mib_seam/bisenet_r18_toyvoc_15-5_step{}.py'
+SEAM_CONFIG = 'configs/seam/seam_r18_toyvoc_15-5.py'
+WEAK_CONFIG = 'configs/mib_seam/bisenet_r18_toyvoc_15-5_step0.py'
+STEP1 = {'incremental.step': 1}
 # A tiny, fast SEAMNet: narrow ResNet-18, single-scale inference.
 TINY_SEAM = {'model.backbone.base_channels': 16, 'model.backbone.stem_channels': 16,
              'model.test_cfg.scales': (1.0, ), 'model.test_cfg.flip': False}
@@ -50,7 +51,8 @@ def _make(toy_voc, checkpoint, out_dir, **kwargs):
 
 # ------------------------------------------------------------------------------ configs
 def test_seam_config_resolution(tmp_path):
-    cfg = load_step_config('configs/seam/seam_r18_toyvoc_15-1_step3.py', work_dir=str(tmp_path))
+    cfg = load_step_config('configs/seam/seam_r18_toyvoc_15-1.py', work_dir=str(tmp_path),
+                           cfg_options={'incremental.step': 3})
     assert cfg.model.type == 'SEAMNet' and cfg.model.class_ids == [0, 18]
     assert cfg.work_dir == osp.join(str(tmp_path), 'step3', 'seam')
     assert [h['type'] for h in cfg.custom_hooks] == ['StepResultHook', 'SyncBuffersHook']
@@ -65,8 +67,28 @@ def test_seam_config_resolution(tmp_path):
     assert joint.optim_wrapper.paramwise_cfg.custom_keys['pcm']['lr_mult'] == 10
 
 
+def test_weak_config_names_one_seam_config_or_one_per_step(tmp_path):
+    """The shipped weak configs name one SEAM config for all steps (the hook pins its split and
+    step); a ``{step}`` template naming one file per step keeps working."""
+    from mmincseg.apis.seam import seam_config_of
+    config = 'configs/mib_seam/bisenet_r18_toyvoc_15-1_step0.py'
+    for step in (1, 4):
+        seam_config, options = seam_config_of(config, Config.fromfile(config), step)
+        assert seam_config == osp.abspath('configs/seam/seam_r18_toyvoc_15-1.py')
+        assert options == {'incremental.task': '15-1', 'incremental.step': step,
+                           'incremental.setting': 'overlap'}
+    for step in (1, 2):
+        (tmp_path / f'seam_step{step}.py').write_text(
+            "_base_ = ['{}']\n".format(osp.abspath('configs/seam/seam_r18_toyvoc_15-1.py')))
+    weak = tmp_path / 'weak.py'
+    weak.write_text("_base_ = ['{}']\nincremental = dict(seam=dict(config='{}'))\n".format(
+        osp.abspath(config), tmp_path / 'seam_step{step}.py'))
+    seam_config, options = seam_config_of(str(weak), Config.fromfile(str(weak)), 2)
+    assert seam_config == str(tmp_path / 'seam_step2.py') and options['incremental.step'] == 2
+
+
 def test_weak_config_inserts_pseudo_labels_after_annotations(tmp_path):
-    cfg = load_step_config(WEAK_CONFIG.format(1), work_dir=str(tmp_path))
+    cfg = load_step_config(WEAK_CONFIG, work_dir=str(tmp_path), cfg_options=STEP1)
     types = [t['type'] for t in cfg.train_dataloader.dataset.pipeline]
     assert types[types.index('LoadAnnotations') + 1] == 'LoadPseudoLabel'
     loader = cfg.train_dataloader.dataset.pipeline[types.index('LoadPseudoLabel')]
@@ -75,20 +97,20 @@ def test_weak_config_inserts_pseudo_labels_after_annotations(tmp_path):
     assert 'LoadPseudoLabel' not in str(cfg.val_dataloader.dataset.pipeline)
     # MiB-S lets its teacher veto pseudo-labels on old objects; FT-S has no such step
     assert cfg.model.old_class_veto is True
-    ft = load_step_config('configs/ft_seam/bisenet_r18_toyvoc_15-5_step1.py',
-                          work_dir=str(tmp_path))
+    ft = load_step_config('configs/ft_seam/bisenet_r18_toyvoc_15-5_step0.py',
+                          work_dir=str(tmp_path), cfg_options=STEP1)
     assert not ft.model.get('old_class_veto', False)
-    off = load_step_config(WEAK_CONFIG.format(1), work_dir=str(tmp_path),
-                           cfg_options={'model.old_class_veto': False})
+    off = load_step_config(WEAK_CONFIG, work_dir=str(tmp_path),
+                           cfg_options=dict(STEP1, **{'model.old_class_veto': False}))
     assert off.model.old_class_veto is False  # a config's choice is kept
-    step0 = load_step_config(WEAK_CONFIG.format(0), work_dir=str(tmp_path))
+    step0 = load_step_config(WEAK_CONFIG, work_dir=str(tmp_path))
     assert 'LoadPseudoLabel' not in str(step0.train_dataloader.dataset.pipeline)
     joint = load_step_config('configs/joint_seam/bisenet_r18_toyvoc_15-5.py',
                              work_dir=str(tmp_path))
     loader = [t for t in joint.train_dataloader.dataset.pipeline
               if t['type'] == 'LoadPseudoLabel'][0]
     assert loader['classes'] == list(range(21))
-    assert weak_step_hooks(WEAK_CONFIG.format(0)) and not weak_step_hooks(
+    assert weak_step_hooks(WEAK_CONFIG) and not weak_step_hooks(
         'configs/mib/bisenet_r18_toyvoc_15-5_step0.py')
 
 
@@ -170,7 +192,8 @@ def test_checkpoint_of_other_classes_is_a_clear_error(toy_voc, tmp_path):
     with pytest.raises(FileNotFoundError, match='does not exist'):
         _make(toy_voc, str(tmp_path / 'none.pth'), tmp_path / 'pl')
     with pytest.raises(ValueError, match='not a SEAM config'):
-        make_pseudo_labels(WEAK_CONFIG.format(1), ckpt, str(tmp_path / 'pl'), data_root=toy_voc)
+        make_pseudo_labels(WEAK_CONFIG, ckpt, str(tmp_path / 'pl'), data_root=toy_voc,
+                           cfg_options=STEP1)
 
 
 def test_make_pseudo_labels_cli(toy_voc, seam_checkpoint, tmp_path, repo_root):
@@ -206,7 +229,7 @@ def test_weak_run_end_to_end(toy_voc, tmp_path):
     seam_options = dict(TINY_SEAM, **{'train_cfg.max_epochs': 1})
     options = dict(NO_WORKERS, **{'train_cfg.max_epochs': 1,
                                   'incremental.seam.cfg_options': seam_options})
-    config = WEAK_CONFIG.format(0)
+    config = WEAK_CONFIG
     summary = run_incremental(config, work, data_root=toy_voc, cfg_options=options,
                               step_hooks=weak_step_hooks(config, toy_voc, options))
     assert [s['step'] for s in summary['steps']] == [0, 1]

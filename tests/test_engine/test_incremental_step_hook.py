@@ -84,9 +84,10 @@ def test_wrong_previous_checkpoint_is_a_clear_error(run_dir, toy_voc, tmp_path, 
     # a step-0 checkpoint of 15-1 is fine for 15-1 step 1 but a 15-5 step-1 run
     # checkpoint has 21 classes: wrong for the teacher of 15-1 step 2 (expects 17)
     bad = find_last_checkpoint(osp.join(run_dir, 'step1'))
-    cfg = load_step_config('configs/mib/bisenet_r18_toyvoc_15-1_step2.py', work_dir=str(tmp_path),
+    cfg = load_step_config('configs/mib/bisenet_r18_toyvoc_15-1_step0.py', work_dir=str(tmp_path),
                            data_root=toy_voc,
-                           cfg_options=dict(FAST, **{'incremental.prev_checkpoint': bad}))
+                           cfg_options=dict(FAST, **{'incremental.step': 2,
+                                                     'incremental.prev_checkpoint': bad}))
     runner = RUNNERS.build(cfg)
     with pytest.raises(ValueError, match=r'does not match the previous step.*\[16, 1\]'):
         prepare_runner(runner)

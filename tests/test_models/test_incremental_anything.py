@@ -15,12 +15,14 @@ from mmengine.config import Config
 from mmengine.runner import CheckpointLoader
 from mmseg.registry import MODELS, RUNNERS
 
+from mmincseg import tasks
 from mmincseg.apis import load_step_config, train_step
 from mmincseg.engine.hooks import find_last_checkpoint
 from mmincseg.models.classifiers import incremental_classifiers
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-CONFIG = osp.join(REPO, 'configs/{method}/{model}_toyvoc_15-5_step{step}.py')
+CONFIG = osp.join(REPO, 'configs/{method}/{model}_toyvoc_15-5_step0.py')
+STEP1 = {'incremental.step': 1}
 FAST = {'train_cfg.max_epochs': 1, 'param_scheduler.0.end': 1, 'train_dataloader.batch_size': 8,
         'train_dataloader.num_workers': 0, 'train_dataloader.persistent_workers': False,
         'val_dataloader.num_workers': 0, 'val_dataloader.persistent_workers': False,
@@ -74,13 +76,13 @@ def assert_novel_init_keeps_old_probabilities(model, teacher) -> None:
 def test_every_config_of_the_model_resolves(model):
     files = sorted(glob.glob(osp.join(REPO, f'configs/*/{model}_*.py')))
     names = {osp.basename(osp.dirname(f)) + '/' + osp.basename(f) for f in files}
-    expected = {f'mib/{model}_toyvoc_15-5_step{t}.py' for t in (0, 1)}
-    expected |= {f'ft/{model}_toyvoc_15-5_step{t}.py' for t in (0, 1)}
-    expected |= {f'mib/{model}_voc_15-5_step{t}.py' for t in (0, 1)}
-    expected |= {f'mib/{model}_voc_15-1_step{t}.py' for t in range(6)}
+    expected = {f'mib/{model}_toyvoc_15-5_step0.py', f'ft/{model}_toyvoc_15-5_step0.py',
+                f'mib/{model}_voc_15-5_step0.py', f'mib/{model}_voc_15-1_step0.py'}
     assert expected <= names
-    for f in files:
-        cfg = load_step_config(f, work_dir='work_dirs/unused')
+    for f, step in [(f, t) for f in files
+                    for t in range(tasks.num_steps(Config.fromfile(f).incremental.task))]:
+        cfg = load_step_config(f, work_dir='work_dirs/unused',
+                               cfg_options={'incremental.step': step})
         inc = cfg.incremental
         assert cfg.model.type == 'IncrementalEncoderDecoder'
         assert len(cfg.model.classes_per_step) == inc['step'] + 1
@@ -110,7 +112,7 @@ def step0_runs(tmp_path_factory, toy_voc):
     def get(model):
         if model not in runs:
             work = str(tmp_path_factory.mktemp(f'mib_{model}'))
-            train_step(CONFIG.format(method='mib', model=model, step=0), work_dir=work,
+            train_step(CONFIG.format(method='mib', model=model), work_dir=work,
                        data_root=toy_voc, cfg_options=options(model))
             runs[model] = work
         return runs[model]
@@ -122,9 +124,9 @@ def step0_runs(tmp_path_factory, toy_voc):
 @pytest.mark.parametrize('model', MODEL_NAMES)
 def test_mib_step_through_the_hook(model, step0_runs, toy_voc, prepare_runner):
     work = step0_runs(model)
-    config = CONFIG.format(method='mib', model=model, step=1)
-    runner = prepare_runner(RUNNERS.build(
-        load_step_config(config, work_dir=work, data_root=toy_voc, cfg_options=options(model))))
+    config = CONFIG.format(method='mib', model=model)
+    runner = prepare_runner(RUNNERS.build(load_step_config(
+        config, work_dir=work, data_root=toy_voc, cfg_options=options(model, **STEP1))))
     student, teacher = runner.model, runner.model.teacher
     assert teacher is not None and not teacher.training
     assert all(not p.requires_grad for p in teacher.parameters())
@@ -137,16 +139,18 @@ def test_mib_step_through_the_hook(model, step0_runs, toy_voc, prepare_runner):
         assert id(new.classifiers[1].weight) in opt_params
     assert_novel_init_keeps_old_probabilities(student, teacher)
 
-    result = train_step(config, work_dir=work, data_root=toy_voc, cfg_options=options(model))
+    result = train_step(config, work_dir=work, data_root=toy_voc,
+                        cfg_options=options(model, **STEP1))
     assert 'mIoU_novel' in result['metrics']
     state = CheckpointLoader.load_checkpoint(find_last_checkpoint(osp.join(work, 'step1')))
-    plain = MODELS.build(load_step_config(config, work_dir=work, cfg_options=options(model)).model)
+    plain = MODELS.build(
+        load_step_config(config, work_dir=work, cfg_options=options(model, **STEP1)).model)
     plain.load_state_dict(state['state_dict'], strict=True)
 
 
 def plain_mmseg_checkpoint(model: str, path: str, num_classes: int = 16) -> dict:
     """Save a non-incremental mmseg EncoderDecoder (default: the step-0 classes), as mmseg would."""
-    cfg = Config.fromfile(CONFIG.format(method='mib', model=model, step=1))
+    cfg = Config.fromfile(CONFIG.format(method='mib', model=model))
     cfg.merge_from_dict(options(model))
     model_cfg = cfg.model
     model_cfg.type = 'EncoderDecoder'
@@ -165,9 +169,10 @@ def plain_mmseg_checkpoint(model: str, path: str, num_classes: int = 16) -> dict
 def test_plain_mmseg_checkpoint_is_the_teacher(model, toy_voc, tmp_path, prepare_runner):
     ckpt = str(tmp_path / 'plain_mmseg.pth')
     state = plain_mmseg_checkpoint(model, ckpt)
-    cfg = load_step_config(CONFIG.format(method='mib', model=model, step=1),
+    cfg = load_step_config(CONFIG.format(method='mib', model=model),
                            work_dir=str(tmp_path / 'run'), data_root=toy_voc,
-                           cfg_options=options(model, **{'incremental.prev_checkpoint': ckpt}))
+                           cfg_options=options(model, **STEP1,
+                                               **{'incremental.prev_checkpoint': ckpt}))
     runner = prepare_runner(RUNNERS.build(cfg))
     teacher = runner.model.teacher
     torch.testing.assert_close(teacher.decode_head.conv_seg.classifiers[0].weight,
@@ -181,9 +186,9 @@ def test_plain_mmseg_checkpoint_of_other_classes_is_a_clear_error(toy_voc, tmp_p
                                                                  prepare_runner):
     ckpt = str(tmp_path / 'plain_mmseg_21.pth')
     plain_mmseg_checkpoint('segformer_b0', ckpt, num_classes=21)
-    cfg = load_step_config(CONFIG.format(method='mib', model='segformer_b0', step=1),
+    cfg = load_step_config(CONFIG.format(method='mib', model='segformer_b0'),
                            work_dir=str(tmp_path / 'run'), data_root=toy_voc,
-                           cfg_options=options('segformer_b0',
+                           cfg_options=options('segformer_b0', **STEP1,
                                                **{'incremental.prev_checkpoint': ckpt}))
     with pytest.raises(ValueError, match=r'has 21 classes, the model expects 16 at step 0'):
         prepare_runner(RUNNERS.build(cfg))
@@ -194,14 +199,15 @@ def test_step1_trains_from_a_plain_mmseg_checkpoint(toy_voc, tmp_path):
     model = 'segformer_b0'
     ckpt = str(tmp_path / 'plain_mmseg.pth')
     plain_mmseg_checkpoint(model, ckpt)
-    result = train_step(CONFIG.format(method='mib', model=model, step=1),
+    result = train_step(CONFIG.format(method='mib', model=model),
                         work_dir=str(tmp_path / 'run'), data_root=toy_voc,
-                        cfg_options=options(model, **{'incremental.prev_checkpoint': ckpt}))
+                        cfg_options=options(model, **STEP1,
+                                            **{'incremental.prev_checkpoint': ckpt}))
     assert result['step'] == 1 and 'mIoU_novel' in result['metrics']
 
 
 def write_config(tmp_path, text: str) -> str:
-    base = CONFIG.format(method='mib', model='bisenetv2', step=1)
+    base = CONFIG.format(method='mib', model='bisenetv2')
     path = tmp_path / 'bad_head.py'
     path.write_text(f'_base_ = [{base!r}]\n{text}')
     return str(path)

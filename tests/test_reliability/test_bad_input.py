@@ -123,9 +123,10 @@ def test_cli_truncated_image_inside_a_worker_is_one_line(repo_root, bad_voc, tmp
 @pytest.mark.slow
 def test_cli_previous_checkpoint_of_another_split(repo_root, step0_dir, toy_voc, tmp_path):
     # a 15-5 step 0 (16 classes) is fine as the teacher of 15-1 step 1 but not of 15-1 step 2
-    proc = run_cli(repo_root, 'tools/train.py', 'configs/mib/bisenet_r18_toyvoc_15-1_step2.py',
+    proc = run_cli(repo_root, 'tools/train.py', 'configs/mib/bisenet_r18_toyvoc_15-1_step0.py',
                    '--work-dir', str(tmp_path / 'run'), '--data-root', toy_voc, '--cfg-options',
-                   *FAST, f'incremental.prev_checkpoint={step0_dir}', check=False)
+                   *FAST, 'incremental.step=2', f'incremental.prev_checkpoint={step0_dir}',
+                   check=False)
     assert proc.returncode != 0 and 'Traceback' not in proc.stderr
     last = proc.stderr.strip().splitlines()[-1]
     assert 'does not fit the step-1 model' in last or 'does not match the previous step' in last

@@ -144,7 +144,7 @@ def test_killed_pseudo_label_generation_leaves_whole_files(repo_root, toy_voc, t
     from mmseg.registry import MODELS
 
     from mmincseg.apis.seam import load_seam_config
-    config = 'configs/seam/seam_r18_toyvoc_15-5_step1.py'
+    config = 'configs/seam/seam_r18_toyvoc_15-5.py'
     tiny = ['model.backbone.base_channels=16', 'model.backbone.stem_channels=16']
     cfg = load_seam_config(config, toy_voc, {k: int(v) for k, v in
                                              (o.split('=') for o in tiny)})

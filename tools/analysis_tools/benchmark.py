@@ -11,7 +11,6 @@ The measuring helpers are the ``bench_*`` modules beside this script, imported a
 """
 import argparse
 import json
-import os
 import os.path as osp
 import sys
 
@@ -42,12 +41,9 @@ def parse_args() -> argparse.Namespace:
 
 
 def _write(path: str, text: str) -> None:
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = f'{path}.tmp{os.getpid()}'
-    with open(tmp, 'w') as f:
+    from mmincseg.utils.io import atomic_write
+    with atomic_write(path) as f:
         f.write(text)
-    os.replace(tmp, path)
 
 
 def main() -> None:

@@ -1,2 +1,0 @@
-_base_ = ['./bisenet_r18_voc_15-1_step0.py']
-incremental = dict(step=2)

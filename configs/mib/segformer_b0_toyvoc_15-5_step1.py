@@ -1,2 +1,0 @@
-_base_ = ['./segformer_b0_toyvoc_15-5_step0.py']
-incremental = dict(step=1)

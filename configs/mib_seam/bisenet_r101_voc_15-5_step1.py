@@ -1,2 +1,0 @@
-_base_ = ['./bisenet_r101_voc_15-5_step0.py']
-incremental = dict(step=1)

@@ -1,2 +1,0 @@
-_base_ = ['./bisenet_r18_toyvoc_15-5_step0.py']
-incremental = dict(step=1)

@@ -1,0 +1,4 @@
+# SEAM for the new class of one toy VOC 15-1 step, as seam_r18_toyvoc_15-5.py.
+# Step t (1-5): --cfg-options incremental.step=t; the weak configs' step hook sets it.
+_base_ = ['./seam_r18_toyvoc_15-5.py']
+incremental = dict(task='15-1', step=1)

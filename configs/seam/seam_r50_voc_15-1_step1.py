@@ -1,2 +1,0 @@
-_base_ = ['./seam_r50_voc_15-5_step1.py']
-incremental = dict(task='15-1', step=1)
