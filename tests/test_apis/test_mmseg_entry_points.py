@@ -5,11 +5,9 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 from mmincseg.apis.config import set_data_root
+from loader_options import NO_WORKERS
 
 CONFIG = 'configs/mib/bisenet_r18_toyvoc_15-5_step1.py'
-NO_WORKERS = {f'{loader}.{key}': value
-              for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')
-              for key, value in (('num_workers', 0), ('persistent_workers', False))}
 
 
 def _as_mmseg_loads_it(toy_voc, tmp_path):

@@ -5,12 +5,10 @@ import os.path as osp
 import pytest
 
 from mmincseg.apis import run_incremental
+from loader_options import NO_WORKERS
 
 pytestmark = pytest.mark.slow
-FAST = {'train_cfg.max_epochs': 1, 'train_dataloader.num_workers': 0,
-        'train_dataloader.persistent_workers': False, 'val_dataloader.num_workers': 0,
-        'val_dataloader.persistent_workers': False, 'test_dataloader.num_workers': 0,
-        'test_dataloader.persistent_workers': False}
+FAST = {'train_cfg.max_epochs': 1, **NO_WORKERS}
 
 
 def test_run_writes_summary_skips_finished_and_shares_step0(toy_voc, tmp_path):

@@ -16,6 +16,7 @@ from mmincseg.apis import load_step_config, run_incremental
 from mmincseg.apis.seam import (load_seam_config, make_pseudo_labels, visualize_cams,
                                 weak_step_hooks)
 from mmincseg.tasks import IGNORE_INDEX
+from loader_options import NO_WORKERS
 
 SEAM_CONFIG = 'configs/seam/seam_r18_toyvoc_15-5.py'
 WEAK_CONFIG = 'configs/mib_seam/bisenet_r18_toyvoc_15-5_step0.py'
@@ -23,9 +24,6 @@ STEP1 = {'incremental.step': 1}
 # A tiny, fast SEAMNet: narrow ResNet-18, single-scale inference.
 TINY_SEAM = {'model.backbone.base_channels': 16, 'model.backbone.stem_channels': 16,
              'model.test_cfg.scales': (1.0, ), 'model.test_cfg.flip': False}
-NO_WORKERS = {f'{loader}.{key}': value
-              for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')
-              for key, value in (('num_workers', 0), ('persistent_workers', False))}
 
 
 def _save_seam(path, toy_voc, with_class_ids=True, **options):

@@ -9,13 +9,11 @@ from mmseg.registry import MODELS, RUNNERS
 
 from mmincseg.apis import load_step_config, train_step
 from mmincseg.engine.hooks import IncrementalStepHook, find_last_checkpoint
+from loader_options import NO_WORKERS
 
 pytestmark = pytest.mark.slow
 CONFIG = 'configs/mib/bisenet_r18_toyvoc_15-5_step{}.py'
-FAST = {'train_cfg.max_epochs': 1, 'train_dataloader.batch_size': 8,
-        'train_dataloader.num_workers': 0, 'train_dataloader.persistent_workers': False,
-        'val_dataloader.num_workers': 0, 'val_dataloader.persistent_workers': False,
-        'test_dataloader.num_workers': 0, 'test_dataloader.persistent_workers': False}
+FAST = {'train_cfg.max_epochs': 1, 'train_dataloader.batch_size': 8, **NO_WORKERS}
 
 
 @pytest.fixture(scope='module')

@@ -19,14 +19,13 @@ from mmincseg import tasks
 from mmincseg.apis import load_step_config, train_step
 from mmincseg.engine.hooks import find_last_checkpoint
 from mmincseg.models.classifiers import incremental_classifiers
+from loader_options import NO_WORKERS
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(REPO, 'configs/{method}/{model}_toyvoc_15-5_step0.py')
 STEP1 = {'incremental.step': 1}
 FAST = {'train_cfg.max_epochs': 1, 'param_scheduler.0.end': 1, 'train_dataloader.batch_size': 8,
-        'train_dataloader.num_workers': 0, 'train_dataloader.persistent_workers': False,
-        'val_dataloader.num_workers': 0, 'val_dataloader.persistent_workers': False,
-        'test_dataloader.num_workers': 0, 'test_dataloader.persistent_workers': False}
+        **NO_WORKERS}
 RESNET18 = {'model.backbone.depth': 18, 'model.decode_head.in_channels': 512,
             'model.decode_head.channels': 16, 'model.auxiliary_head.in_channels': 256,
             'model.auxiliary_head.channels': 16}

@@ -6,10 +6,10 @@ import subprocess
 import sys
 import time
 
+from loader_options import NO_WORKERS_CLI
+
 STEP_CONFIG = 'configs/mib/bisenet_r18_toyvoc_15-5_step{}.py'
-NO_WORKERS = [f'{loader}.{key}={value}'
-              for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')
-              for key, value in (('num_workers', 0), ('persistent_workers', False))]
+NO_WORKERS = NO_WORKERS_CLI  # the --cfg-options form (tests/loader_options.py)
 # 1 epoch, batch 4, no workers: about 4 iterations per epoch for 15-5 step 1 on the toy VOC.
 FAST = ['train_cfg.max_epochs=1', 'train_dataloader.batch_size=4', *NO_WORKERS]
 

@@ -8,13 +8,11 @@ import sys
 import numpy as np
 import pytest
 from PIL import Image
+from loader_options import NO_WORKERS_CLI
 
 pytestmark = pytest.mark.slow
 CONFIG = 'configs/ft/bisenet_r18_toyvoc_15-5_step0.py'
-FAST = ['train_cfg.max_epochs=1', 'train_dataloader.num_workers=0',
-        'train_dataloader.persistent_workers=False', 'val_dataloader.num_workers=0',
-        'val_dataloader.persistent_workers=False', 'test_dataloader.num_workers=0',
-        'test_dataloader.persistent_workers=False']
+FAST = ['train_cfg.max_epochs=1', *NO_WORKERS_CLI]
 
 
 def run(repo_root, *args, check=True):
