@@ -26,7 +26,6 @@ from mmengine.logging import print_log
 from PIL import Image
 
 from .. import tasks
-from ..tasks import voc_palette
 from ..utils.checkpoint import checkpoint_record, unwrap_state_dict
 from ..utils.io import atomic_write
 from .config import check_incremental, data_task_step, inner_dataset, step_dir
@@ -156,7 +155,7 @@ def true_mask(data_info: dict) -> np.ndarray:
 def write_label_png(path: str, label: np.ndarray) -> None:
     """Write a class-id map as a VOC palette PNG, atomically (temp file + ``os.replace``)."""
     img = Image.fromarray(np.asarray(label, dtype=np.uint8))
-    img.putpalette(voc_palette())
+    img.putpalette(tasks.voc_palette())
     with atomic_write(path, 'wb') as f:
         img.save(f, format='PNG')
 
@@ -466,7 +465,7 @@ def visualize_cams(seam_config: Union[str, Config],
         indices = [index_of[n] for n in names]
     else:
         indices = list(range(min(num_images, len(dataset))))
-    palette = np.asarray(voc_palette(), dtype=np.uint8).reshape(256, 3)[:, ::-1]  # BGR
+    palette = np.asarray(tasks.voc_palette(), dtype=np.uint8).reshape(256, 3)[:, ::-1]  # BGR
     os.makedirs(out_dir, exist_ok=True)
     written = []
     for index in indices:

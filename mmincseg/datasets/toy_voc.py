@@ -33,7 +33,7 @@ import numpy as np
 from PIL import Image
 
 from mmincseg.datasets.image_labels import IMAGE_LABELS_FILE, write_image_labels
-from mmincseg.tasks import IGNORE_INDEX, VOC_CLASSES, voc_palette  # noqa: F401 (re-exported)
+from mmincseg.tasks import IGNORE_INDEX, VOC_CLASSES, voc_palette
 from mmincseg.utils.io import atomic_write
 
 TOY_VOC_FORMAT = 'mmincseg-toy-voc'

@@ -12,8 +12,8 @@ from PIL import Image
 
 from mmincseg.datasets.image_labels import IMAGE_LABELS_FILE, read_image_labels
 from mmincseg.datasets.toy_voc import (TOY_CLASS_STYLES, TOY_VOC_MARKER, is_toy_voc, make_toy_voc,
-                                       render_toy_sample, voc_palette)
-from mmincseg.tasks import VOC_CLASSES
+                                       render_toy_sample)
+from mmincseg.tasks import VOC_CLASSES, voc_palette
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 SMALL = dict(seed=0, num_train=12, num_val=4, size=64)
