@@ -31,10 +31,10 @@ def repo_root() -> str:
 
 @pytest.fixture(scope='session')
 def toy_voc(tmp_path_factory) -> str:
-    """A small toy VOC (48 train / 16 val images, ~64 px) shared by the whole session."""
+    """A small toy VOC (48 train / 16 val / 8 test images, ~64 px) shared by the whole session."""
     from mmincseg.datasets.toy_voc import make_toy_voc
     root = str(tmp_path_factory.mktemp('toyvoc'))
-    make_toy_voc(root, seed=0, num_train=48, num_val=16, size=64)
+    make_toy_voc(root, seed=0, num_train=48, num_val=16, num_test=8, size=64)
     return root
 
 

@@ -19,6 +19,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--seed', type=int, default=0, help='non-negative random seed')
     parser.add_argument('--num-train', type=int, default=600, help='number of training images')
     parser.add_argument('--num-val', type=int, default=150, help='number of validation images')
+    parser.add_argument('--num-test', type=int, default=150,
+                        help='number of held-out test images (tables report them)')
     parser.add_argument('--size', type=int, default=128, help='nominal image side in pixels')
     parser.add_argument('--force', action='store_true',
                         help='write into a non-empty folder that is not a toy dataset')
@@ -29,7 +31,8 @@ def main() -> None:
     args = parse_args()
     try:
         stats = make_toy_voc(args.out, seed=args.seed, num_train=args.num_train,
-                             num_val=args.num_val, size=args.size, force=args.force)
+                             num_val=args.num_val, num_test=args.num_test, size=args.size,
+                             force=args.force)
     except (FileExistsError, ValueError) as e:
         sys.exit(f'make_toy_voc: error: {e}')
     print(json.dumps(stats, indent=2, sort_keys=True))

@@ -10,7 +10,8 @@ W=${WORK:-work_dirs/toy}
 WHAT=${1:-all}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 mkdir -p "$W"
-[ -f "$D/toy_voc.json" ] || $PY tools/make_toy_voc.py --out "$D" --seed 0 > /dev/null
+# (re)written in place every time (deterministic, ~15 s): an older toy version is replaced
+$PY tools/make_toy_voc.py --out "$D" --seed 0 > /dev/null
 
 run() { $PY tools/run_incremental.py "$@" --data-root "$D"; }
 # Steps > 0 train STEP_EPOCHS (default 15) epochs on the CPU budget; step 0 and Joint the toy

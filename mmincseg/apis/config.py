@@ -247,7 +247,8 @@ def resolve_incremental_config(cfg: Config) -> Config:
     hooks.append(dict(type='StepResultHook', info=dict(
         task=inc['task'], step=inc['step'], setting=inc['setting'], method=inc['method'],
         labels=inc['labels'], classes=tasks.classes_of_step(data_task, data_step)
-        if inc['method'] != 'joint' else tasks.classes_seen('20-0', 0))))
+        if inc['method'] != 'joint' else tasks.classes_seen('20-0', 0)),
+        test=has_held_out_test(cfg)))
     if incremental_step:
         prev = inc.get('prev_checkpoint') or step_dir(root, inc['step'] - 1)
         inc['prev_checkpoint'] = prev
@@ -262,6 +263,18 @@ def resolve_incremental_config(cfg: Config) -> Config:
     if inc['labels'] == 'seam' and (incremental_step or inc['method'] == 'joint'):
         _add_pseudo_labels(cfg, inc, root, tasks.classes_of_step(data_task, data_step))
     return _finish(cfg, inc)
+
+
+def has_held_out_test(cfg: Config) -> bool:
+    """Whether the config's test split is another image list than its val split (the toy's
+    held-out ``test.txt``; VOC's test loader is its val loader, whose masks are public)."""
+    try:
+        val = cfg.val_dataloader.dataset
+        test = cfg.test_dataloader.dataset
+    except AttributeError:
+        return False
+    return (test.get('ann_file'), test.get('data_root')) != (val.get('ann_file'),
+                                                              val.get('data_root'))
 
 
 def _resolve_seam_config(cfg: Config, inc: dict) -> Config:

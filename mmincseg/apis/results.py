@@ -18,14 +18,25 @@ def _num(v) -> Optional[float]:
     return None if math.isnan(v) else round(v, 2)
 
 
+def _summary_metrics(metrics: dict) -> dict:
+    return {key: _num(metrics.get(key)) for key in SUMMARY_KEYS}
+
+
 def step_entry(step_result: dict) -> dict:
-    """One ``steps[]`` entry of results.json from a step's ``step_result.json``."""
-    metrics = step_result.get('metrics', {})
+    """One ``steps[]`` entry of results.json from a step's ``step_result.json``.
+
+    A step evaluated on a held-out test split (``test_metrics``) reports that split (``split:
+    'test'``) and keeps its val numbers under ``val``; otherwise it reports val.
+    """
+    test = step_result.get('test_metrics')
+    metrics = test if test else step_result.get('metrics', {})
     entry = {'step': step_result.get('step'),
-             'classes': class_names(step_result.get('classes', []))}
-    for key in SUMMARY_KEYS:
-        entry[key] = _num(metrics.get(key))
+             'classes': class_names(step_result.get('classes', [])),
+             'split': 'test' if test else 'val'}
+    entry.update(_summary_metrics(metrics))
     entry['per_class'] = {k[4:]: _num(v) for k, v in metrics.items() if k.startswith('IoU.')}
+    if test:
+        entry['val'] = _summary_metrics(step_result.get('metrics', {}))
     entry['train_seconds'] = step_result.get('train_seconds')
     return entry
 
@@ -74,19 +85,43 @@ def base_novel_columns(task: str) -> tuple:
     return f'1-{base[-1]}', f'{steps[1][0]}-{steps[-1][-1]}'
 
 
+def mean_std(values: Sequence[Optional[float]]) -> str:
+    """``mean +- std`` (population std) of the present values, ``-`` when none is; one value
+    prints alone."""
+    present = [v for v in values if v is not None]
+    if not present:
+        return '-'
+    if len(present) == 1:
+        return fmt(present[0])
+    mean = sum(present) / len(present)
+    std = math.sqrt(sum((v - mean)**2 for v in present) / len(present))
+    return f'{mean:.2f} +- {std:.2f}'
+
+
 def comparison_table(summaries: Sequence[dict], title: str = 'method') -> str:
-    """The paper's Table 2 layout: one row per run, base / novel / all mIoU after the last step."""
+    """The paper's Table 2 layout: one row per run, base / novel / all mIoU after the last step.
+
+    Runs of the same name (``summary['name']``, else the method) share one row: mean +- std over
+    them (e.g. training seeds), ``runs`` says how many. ``split`` is the split the numbers come
+    from (``test`` when the steps evaluated a held-out test split).
+    """
     if not summaries:
         return ''
     base_col, novel_col = base_novel_columns(summaries[0]['task'])
-    lines = [f'| {title} | {base_col} | {novel_col} | all | aAcc | train s (all steps) |',
-             '|---|---:|---:|---:|---:|---:|']
+    groups: Dict[str, List[dict]] = {}
     for s in summaries:
-        last = s['steps'][-1]
-        seconds = sum(x.get('train_seconds') or 0 for x in s['steps'])
-        label = s.get('name') or s['method']
-        lines.append(f"| {label} | {fmt(last['mIoU_base'])} | {fmt(last['mIoU_novel'])} "
-                     f"| {fmt(last['mIoU'])} | {fmt(last['aAcc'])} | {seconds:.0f} |")
+        groups.setdefault(s.get('name') or s['method'], []).append(s)
+    lines = [f'| {title} | {base_col} | {novel_col} | all | aAcc | split | runs '
+             '| train s (all steps) |',
+             '|---|---:|---:|---:|---:|---|---:|---:|']
+    for label, runs in groups.items():
+        lasts = [r['steps'][-1] for r in runs]
+        seconds = [sum(x.get('train_seconds') or 0 for x in r['steps']) for r in runs]
+        split = '/'.join(sorted({x.get('split', 'val') for x in lasts}))
+        cells = [mean_std([x[k] for x in lasts]) for k in ('mIoU_base', 'mIoU_novel', 'mIoU',
+                                                             'aAcc')]
+        lines.append(f"| {label} | {' | '.join(cells)} | {split} | {len(runs)} "
+                     f"| {sum(seconds) / len(seconds):.0f} |")
     return '\n'.join(lines)
 
 
@@ -96,8 +131,10 @@ def write_summary(work_dir: str, summary: dict) -> Dict[str, str]:
              (('json', 'results.json'), ('md', 'results.md'), ('png', 'miou_per_step.png'))}
     with atomic_write(paths['json']) as f:
         json.dump(summary, f, indent=2)
+    splits = sorted({s.get('split', 'val') for s in summary['steps']})
     md = (f"# {summary['method']} on {summary['task']} ({summary['setting']}, labels: "
-          f"{summary['labels']})\n\n{step_table(summary)}\n\nAfter the last step:\n\n"
+          f"{summary['labels']})\n\nEvaluated on: {' + '.join(splits)} split.\n\n"
+          f"{step_table(summary)}\n\nAfter the last step:\n\n"
           f'{comparison_table([summary])}\n')
     with atomic_write(paths['md']) as f:
         f.write(md)

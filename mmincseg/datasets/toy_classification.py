@@ -22,11 +22,12 @@ import torch
 from mmseg.registry import DATASETS
 from torch.utils.data import Dataset
 
-from mmincseg.datasets.toy_voc import TOY_VOC_VERSION, render_toy_sample
+from mmincseg.datasets.toy_voc import TOY_RENDER_VERSION, render_toy_sample
 from mmincseg.tasks import VOC_CLASSES
 
 #: Bumped whenever the images or labels of a given (seed, index, sizes) change; part of the
-#: pretrained-weights cache key together with :data:`~mmincseg.datasets.toy_voc.TOY_VOC_VERSION`.
+#: pretrained-weights cache key together with
+#: :data:`~mmincseg.datasets.toy_voc.TOY_RENDER_VERSION`.
 TOY_CLASSIFICATION_VERSION = 1
 #: Separates the classification images' random streams from the segmentation ones.
 CLASSIFICATION_STREAM = 0xC1A55
@@ -39,7 +40,7 @@ _MAX_TRIES = 20
 
 def toy_generator_version() -> str:
     """Version of everything that draws a classification image: ``voc<V>-cls<V>``."""
-    return f'voc{TOY_VOC_VERSION}-cls{TOY_CLASSIFICATION_VERSION}'
+    return f'voc{TOY_RENDER_VERSION}-cls{TOY_CLASSIFICATION_VERSION}'
 
 
 def _square_crop(image: np.ndarray, label: np.ndarray,

@@ -6,7 +6,8 @@ with ``--data-root out_dir`` and no download:
 - ``JPEGImages/<name>.jpg``: RGB images of varying, non-square sizes around ``size``;
 - ``SegmentationClass/<name>.png``: palette PNGs (VOC colour map), values 0..20 and 255;
 - ``SegmentationClassAug/<name>.png``: the same labels as single-channel PNGs;
-- ``ImageSets/Segmentation/{train,val,trainval,train_aug}.txt``;
+- ``ImageSets/Segmentation/{train,val,test,trainval,train_aug}.txt``: ``test`` is a held-out split
+  (choices are made on ``val``, tables report ``test``);
 - the image-level labels file :data:`~mmincseg.datasets.image_labels.IMAGE_LABELS_FILE`;
 - ``toy_voc.json``: generator arguments and dataset statistics (it also marks the folder as ours).
 
@@ -37,9 +38,12 @@ from mmincseg.tasks import IGNORE_INDEX, VOC_CLASSES, voc_palette
 from mmincseg.utils.io import atomic_write
 
 TOY_VOC_FORMAT = 'mmincseg-toy-voc'
-TOY_VOC_VERSION = 2
+TOY_VOC_VERSION = 3
+#: Bumped whenever :func:`render_toy_sample` draws differently for the same random stream (what the
+#: toy pretraining's images depend on; the dataset layout has its own TOY_VOC_VERSION).
+TOY_RENDER_VERSION = 2
 TOY_VOC_MARKER = 'toy_voc.json'
-SPLITS = ('train', 'val')
+SPLITS = ('train', 'val', 'test')
 
 SHAPES = ('circle', 'square', 'triangle', 'star', 'cross', 'ring', 'diamond', 'hexagon', 'ellipse',
           'crescent')
@@ -91,7 +95,7 @@ def is_toy_voc(path: str) -> bool:
 
 
 def toy_image_name(index: int) -> str:
-    """File stem of the image with global index ``index`` (train first, then val)."""
+    """File stem of the image with global index ``index`` (train first, then val, then test)."""
     return f'toy_{index:06d}'
 
 
@@ -367,7 +371,7 @@ def _write_json(path: str, data: dict) -> None:
 
 
 def make_toy_voc(out_dir: str, seed: int = 0, num_train: int = 600, num_val: int = 150,
-                 size: int = 128, force: bool = False) -> dict:
+                 size: int = 128, force: bool = False, num_test: int = 150) -> dict:
     """Write a deterministic toy dataset with the layout of ``VOCdevkit/VOC2012``.
 
     Regenerating into a folder made by this function replaces it (files of the old dataset that
@@ -377,9 +381,12 @@ def make_toy_voc(out_dir: str, seed: int = 0, num_train: int = 600, num_val: int
         out_dir: Dataset root (created if needed); use it as ``--data-root`` of VOC configs.
         seed: Non-negative seed; the same arguments give byte-identical files.
         num_train: Number of training images (``train.txt``, ``train_aug.txt``).
-        num_val: Number of validation images (``val.txt``).
+        num_val: Number of validation images (``val.txt``): what thresholds, schedules and
+            guards are chosen on.
         size: Nominal image side in pixels; each side is drawn from [0.75, 1.25] * size.
         force: Write into a non-empty folder that is not a toy dataset.
+        num_test: Number of held-out test images (``test.txt``), drawn after the validation
+            images; adding them leaves the train and val images unchanged.
 
     Returns:
         dict: Statistics per split: ``num_images``, ``mean_objects_per_image``,
@@ -392,22 +399,24 @@ def make_toy_voc(out_dir: str, seed: int = 0, num_train: int = 600, num_val: int
     """
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f'seed must be a non-negative int, got {seed!r}')
-    if num_train < 1 or num_val < 0:
-        raise ValueError(f'need num_train >= 1 and num_val >= 0, got {num_train} and {num_val}')
+    if num_train < 1 or num_val < 0 or num_test < 0:
+        raise ValueError(f'need num_train >= 1, num_val >= 0 and num_test >= 0, got {num_train}, '
+                         f'{num_val} and {num_test}')
     if size < 32:
         raise ValueError(f'size must be >= 32 pixels, got {size}')
     was_toy = _check_out_dir(out_dir, force)
 
-    counts = {'train': num_train, 'val': num_val}
-    names = {'train': [toy_image_name(i) for i in range(num_train)],
-             'val': [toy_image_name(num_train + i) for i in range(num_val)]}
+    counts = {'train': num_train, 'val': num_val, 'test': num_test}
+    first = {'train': 0, 'val': num_train, 'test': num_train + num_val}
+    names = {split: [toy_image_name(first[split] + i) for i in range(counts[split])]
+             for split in SPLITS}
     if was_toy:
-        _remove_stale(out_dir, set(names['train'] + names['val']))
+        _remove_stale(out_dir, set(names['train'] + names['val'] + names['test']))
     dirs = {sub: osp.join(out_dir, sub) for sub in
             ('JPEGImages', 'SegmentationClass', 'SegmentationClassAug', 'ImageSets/Segmentation')}
     for d in dirs.values():
         os.makedirs(d, exist_ok=True)
-    args = dict(seed=seed, num_train=num_train, num_val=num_val, size=size)
+    args = dict(seed=seed, num_train=num_train, num_val=num_val, num_test=num_test, size=size)
     header = dict(format=TOY_VOC_FORMAT, version=TOY_VOC_VERSION, args=args,
                   class_styles={k: list(v) for k, v in TOY_CLASS_STYLES.items()})
     # Mark the folder first, so an interrupted run is still recognised as ours.
@@ -422,7 +431,7 @@ def make_toy_voc(out_dir: str, seed: int = 0, num_train: int = 600, num_val: int
         objects = 0
         heights, widths = [], []
         for position, name in enumerate(names[split]):
-            index = position if split == 'train' else num_train + position
+            index = first[split] + position
             rng = np.random.default_rng([seed, _IMAGE_STREAM, index])
             classes = _sample_classes(seed, split_id, position, rng)
             image, label, drawn = render_toy_sample(rng, size, classes)
@@ -454,7 +463,7 @@ def make_toy_voc(out_dir: str, seed: int = 0, num_train: int = 600, num_val: int
                            'min_w': min(widths, default=0), 'max_w': max(widths, default=0)},
         }
 
-    lists = {'train': names['train'], 'val': names['val'],
+    lists = {'train': names['train'], 'val': names['val'], 'test': names['test'],
              'trainval': names['train'] + names['val'], 'train_aug': names['train']}
     for list_name, items in lists.items():
         with open(osp.join(dirs['ImageSets/Segmentation'], f'{list_name}.txt'), 'w') as f:

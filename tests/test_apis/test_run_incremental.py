@@ -28,6 +28,20 @@ def test_run_writes_summary_skips_finished_and_shares_step0(toy_voc, tmp_path):
     assert osp.isfile(osp.join(ft_dir, 'miou_per_step.png'))
     assert '| 1 |' in open(osp.join(ft_dir, 'results.md')).read()
 
+    # the toy's held-out test split is evaluated after training and is what the summary reports
+    with open(osp.join(ft_dir, 'step1', 'step_result.json')) as f:
+        record = json.load(f)
+    assert record['metrics']['mIoU'] == pytest.approx(last['val']['mIoU'], abs=0.006)
+    assert record['test_metrics']['mIoU'] == pytest.approx(last['mIoU'], abs=0.006)
+    assert last['split'] == 'test'
+    from mmincseg.apis.train import test_step
+    from mmincseg.utils.checkpoint import recorded_checkpoint
+    again = test_step('configs/ft/bisenet_r18_toyvoc_15-5_step0.py',
+                      recorded_checkpoint(osp.join(ft_dir, 'step1')),
+                      work_dir=str(tmp_path / 'retest'), data_root=toy_voc,
+                      cfg_options={'incremental.step': 1, **NO_WORKERS})
+    assert again['mIoU'] == pytest.approx(record['test_metrics']['mIoU'])
+
     # a second run skips both finished steps (nothing retrained, files untouched)
     mtime = osp.getmtime(osp.join(ft_dir, 'step1', 'step_result.json'))
     run_incremental('configs/ft/bisenet_r18_toyvoc_15-5_step0.py', ft_dir, data_root=toy_voc,

@@ -33,7 +33,7 @@ def test_labels_cover_the_classes():
 
 def test_disjoint_from_the_segmentation_images(tmp_path):
     """No classification image is a (resized, cropped) toy VOC image of the same seed."""
-    make_toy_voc(str(tmp_path), seed=0, num_train=16, num_val=4, size=64)
+    make_toy_voc(str(tmp_path), seed=0, num_train=16, num_val=4, num_test=0, size=64)
     images, _ = make_toy_classification(20, image_size=32, seed=0, render_size=64)
 
     def thumb(img: np.ndarray) -> np.ndarray:

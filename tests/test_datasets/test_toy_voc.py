@@ -16,7 +16,7 @@ from mmincseg.datasets.toy_voc import (TOY_CLASS_STYLES, TOY_VOC_MARKER, is_toy_
 from mmincseg.tasks import VOC_CLASSES, voc_palette
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-SMALL = dict(seed=0, num_train=12, num_val=4, size=64)
+SMALL = dict(seed=0, num_train=12, num_val=4, num_test=3, size=64)
 
 
 def tree_digest(root: str) -> str:
@@ -45,17 +45,18 @@ def toy(tmp_path_factory):
 
 
 def masks(root: str):
-    for name in read_list(root, 'trainval'):
+    for name in read_list(root, 'trainval') + read_list(root, 'test'):
         yield name, Image.open(osp.join(root, 'SegmentationClass', f'{name}.png'))
 
 
 def test_layout(toy):
     root, _ = toy
-    train, val = read_list(root, 'train'), read_list(root, 'val')
-    assert len(train) == 12 and len(val) == 4 and not set(train) & set(val)
+    train, val, test = (read_list(root, split) for split in ('train', 'val', 'test'))
+    assert (len(train), len(val), len(test)) == (12, 4, 3)
+    assert len(set(train) | set(val) | set(test)) == 19
     assert read_list(root, 'trainval') == train + val
     assert read_list(root, 'train_aug') == train
-    for name in train + val:
+    for name in train + val + test:
         assert name.startswith('toy_')
         for path in (f'JPEGImages/{name}.jpg', f'SegmentationClass/{name}.png',
                      f'SegmentationClassAug/{name}.png'):
@@ -105,7 +106,7 @@ def test_void_band(toy):
 def test_image_labels_match_masks(toy):
     root, _ = toy
     labels = read_image_labels(osp.join(root, IMAGE_LABELS_FILE))
-    assert sorted(labels) == sorted(read_list(root, 'trainval'))
+    assert sorted(labels) == sorted(read_list(root, 'trainval') + read_list(root, 'test'))
     for name, mask in masks(root):
         present = [c for c in np.unique(np.asarray(mask)).tolist() if 1 <= c <= 20]
         assert labels[name] == present
@@ -162,8 +163,8 @@ def test_every_class_is_drawn():
 
 def test_regenerate_in_place_removes_stale_files(tmp_path):
     root = str(tmp_path / 'toy')
-    make_toy_voc(root, seed=0, num_train=4, num_val=2, size=48)
-    make_toy_voc(root, seed=0, num_train=2, num_val=1, size=48)
+    make_toy_voc(root, seed=0, num_train=4, num_val=2, num_test=0, size=48)
+    make_toy_voc(root, seed=0, num_train=2, num_val=1, num_test=0, size=48)
     assert len(os.listdir(osp.join(root, 'JPEGImages'))) == 3
     assert len(os.listdir(osp.join(root, 'SegmentationClass'))) == 3
 
@@ -173,13 +174,13 @@ def test_refuses_foreign_folder(tmp_path):
     foreign.mkdir()
     (foreign / 'precious.txt').write_text('keep me')
     with pytest.raises(FileExistsError, match='force'):
-        make_toy_voc(str(foreign), num_train=1, num_val=0, size=48)
+        make_toy_voc(str(foreign), num_train=1, num_val=0, num_test=0, size=48)
     assert os.listdir(foreign) == ['precious.txt']
-    make_toy_voc(str(foreign), num_train=1, num_val=0, size=48, force=True)
+    make_toy_voc(str(foreign), num_train=1, num_val=0, num_test=0, size=48, force=True)
     assert (foreign / 'precious.txt').read_text() == 'keep me'
 
 
-@pytest.mark.parametrize('kwargs', [dict(seed=-1), dict(num_train=0), dict(size=8)])
+@pytest.mark.parametrize('kwargs', [dict(seed=-1), dict(num_train=0), dict(size=8), dict(num_test=-1)])
 def test_bad_arguments(tmp_path, kwargs):
     with pytest.raises(ValueError):
         make_toy_voc(str(tmp_path / 'x'), **kwargs)
@@ -193,10 +194,12 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 
 def test_cli(tmp_path):
     out = str(tmp_path / 'cli')
-    args = ('--out', out, '--seed', '3', '--num-train', '3', '--num-val', '1', '--size', '48')
+    args = ('--out', out, '--seed', '3', '--num-train', '3', '--num-val', '1', '--num-test', '2',
+            '--size', '48')
     first = run_cli(*args)
     assert first.returncode == 0, first.stderr
-    assert json.loads(first.stdout)['train']['num_images'] == 3
+    stats = json.loads(first.stdout)
+    assert stats['train']['num_images'] == 3 and stats['test']['num_images'] == 2
     digest = tree_digest(out)
     second = run_cli(*args)  # regenerating a toy dataset in place is allowed
     assert second.returncode == 0, second.stderr
@@ -205,10 +208,10 @@ def test_cli(tmp_path):
     foreign = tmp_path / 'foreign'
     foreign.mkdir()
     (foreign / 'data.txt').write_text('not ours')
-    refused = run_cli('--out', str(foreign), '--num-train', '1', '--num-val', '0', '--size', '48')
+    refused = run_cli('--out', str(foreign), '--num-train', '1', '--num-val', '0', '--num-test', '0', '--size', '48')
     assert refused.returncode != 0 and '--force' in refused.stderr
     assert os.listdir(foreign) == ['data.txt']
-    forced = run_cli('--out', str(foreign), '--num-train', '1', '--num-val', '0', '--size', '48',
+    forced = run_cli('--out', str(foreign), '--num-train', '1', '--num-val', '0', '--num-test', '0', '--size', '48',
                      '--force')
     assert forced.returncode == 0, forced.stderr
     assert (foreign / 'data.txt').read_text() == 'not ours'
@@ -225,3 +228,25 @@ def test_module_does_not_import_mmseg():
         elif isinstance(node, ast.ImportFrom):
             modules.add((node.module or '').split('.')[0])
     assert not modules & {'mmseg', 'mmcv', 'mmengine', 'torch'}
+
+
+def test_held_out_test_split_leaves_train_and_val_unchanged(tmp_path):
+    with_test, without = str(tmp_path / 'a'), str(tmp_path / 'b')
+    make_toy_voc(with_test, seed=0, num_train=6, num_val=3, num_test=4, size=48)
+    make_toy_voc(without, seed=0, num_train=6, num_val=3, num_test=0, size=48)
+    lists = {}
+    for root in (with_test, without):
+        for split in ('train', 'val', 'test'):
+            with open(osp.join(root, 'ImageSets/Segmentation', f'{split}.txt')) as f:
+                lists[root, split] = f.read().split()
+    assert len(lists[with_test, 'test']) == 4 and lists[without, 'test'] == []
+    assert not set(lists[with_test, 'test']) & set(lists[with_test, 'train']
+                                                   + lists[with_test, 'val'])
+    for split in ('train', 'val'):
+        assert lists[with_test, split] == lists[without, split]
+        for name in lists[with_test, split]:
+            for sub, ext in (('JPEGImages', 'jpg'), ('SegmentationClassAug', 'png')):
+                a = open(osp.join(with_test, sub, f'{name}.{ext}'), 'rb').read()
+                assert a == open(osp.join(without, sub, f'{name}.{ext}'), 'rb').read()
+    with open(osp.join(with_test, 'toy_voc.json')) as f:
+        assert json.load(f)['stats']['test']['num_images'] == 4

@@ -81,7 +81,7 @@ def benchmark_pipeline(settings: BenchmarkSettings, data_root: Optional[str] = N
         from mmincseg.datasets.toy_voc import make_toy_voc
         data_root = tempfile.mkdtemp(prefix='mmincseg_bench_toyvoc_')
         start = time.perf_counter()
-        make_toy_voc(data_root, seed=0, num_train=settings.pipeline_images, num_val=1,
+        make_toy_voc(data_root, seed=0, num_train=settings.pipeline_images, num_val=1, num_test=0,
                      size=max(crop, 32))
         log(f'  toy VOC: {settings.pipeline_images} images of ~{crop} px in '
             f'{time.perf_counter() - start:.1f} s')

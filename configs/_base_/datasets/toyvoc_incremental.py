@@ -1,6 +1,9 @@
 # The synthetic toy VOC made by tools/make_toy_voc.py (same layout as VOC2012), sized for a
 # 2-core CPU: images (~128 px) are trained and predicted at half size (short side ~64);
-# predictions are resized back and evaluated at the original size.
+# predictions are resized back and evaluated at the original size. Choices are made on val
+# (`ImageSets/Segmentation/val.txt`); the held-out `test.txt` is what tables report: after the
+# last epoch each step also runs the test loop and records its metrics (`test_metrics` in
+# step_result.json).
 _base_ = ['./voc_incremental.py']
 data_root = 'data/toyvoc'
 crop_size = (64, 64)
@@ -28,4 +31,7 @@ train_dataloader = dict(
 val_dataloader = dict(
     batch_size=1, num_workers=2, persistent_workers=True,
     dataset=dict(data_root=data_root, pipeline=test_pipeline))
-test_dataloader = val_dataloader
+test_dataloader = dict(
+    batch_size=1, num_workers=2, persistent_workers=True,
+    dataset=dict(data_root=data_root, ann_file='ImageSets/Segmentation/test.txt',
+                 pipeline=test_pipeline))

@@ -4,7 +4,7 @@ import math
 import time
 from typing import Optional
 
-from mmengine.dist import master_only
+from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
 from mmseg.registry import HOOKS
 
@@ -23,17 +23,22 @@ def _clean(value):
 class StepResultHook(Hook):
     """Keep the last validation metrics; after training write them with the training time.
 
-    The file marks the step as finished: ``tools/run_incremental.py`` skips such steps and
+    With ``test=True`` the trained model is also evaluated on the runner's test split by its own
+    test loop (``test_dataloader`` / ``test_evaluator``) once training ends, and those metrics are
+    stored as ``test_metrics`` (the toy's held-out split: choices are made on val, tables report
+    test). The file marks the step as finished: ``tools/run_incremental.py`` skips such steps and
     ``tools/train.py`` refuses to overwrite them without ``--force``.
 
     Args:
         info (dict, optional): Extra fields (task, step, method...) stored in the file.
+        test (bool): Evaluate the test split after training. Defaults to False.
     """
 
     priority = 'LOW'
 
-    def __init__(self, info: Optional[dict] = None) -> None:
+    def __init__(self, info: Optional[dict] = None, test: bool = False) -> None:
         self.info = dict(info or {})
+        self.test = test
         self.metrics: dict = {}
         self._start = None
 
@@ -44,13 +49,16 @@ class StepResultHook(Hook):
         self.metrics = {k: _clean(float(v)) if isinstance(v, (int, float)) else v
                         for k, v in (metrics or {}).items()}
 
-    @master_only
     def after_train(self, runner) -> None:
+        seconds = round(time.time() - self._start, 1) if self._start else None
         result = dict(self.info)
-        result.update(
-            metrics=self.metrics,
-            train_seconds=round(time.time() - self._start, 1) if self._start else None,
-            iters=runner.iter,
-            epochs=runner.epoch)
+        result.update(metrics=self.metrics, train_seconds=seconds, iters=runner.iter,
+                      epochs=runner.epoch)
+        if self.test:  # every rank runs the loop (its evaluator gathers across ranks)
+            metrics = runner.test_loop.run()
+            result['test_metrics'] = {k: _clean(float(v)) if isinstance(v, (int, float)) else v
+                                      for k, v in (metrics or {}).items()}
+        if not is_main_process():
+            return
         with atomic_write(f'{runner.work_dir}/{RESULT_FILE}') as f:
             json.dump(result, f, indent=2)
