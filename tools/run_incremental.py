@@ -2,7 +2,9 @@
 
 ``python tools/run_incremental.py CONFIG --work-dir DIR [--data-root DIR] [--steps 0 1]``
 CONFIG is any step config of the split. Finished steps are skipped; ``--resume`` continues a
-crashed step. Writes DIR/step<t>/, DIR/results.json, DIR/results.md, DIR/miou_per_step.png.
+crashed step; weakly supervised steps (``labels='seam'``) train their SEAM and make their
+pseudo-labels first. Writes DIR/step<t>/, DIR/results.json, DIR/results.md,
+DIR/miou_per_step.png. ``--print-plan`` (or ``--dry-run``) prints each step's plan instead.
 """
 import argparse
 import os
@@ -12,8 +14,7 @@ from mmengine.config import DictAction
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
 from mmincseg.apis.results import step_table  # noqa: E402
-from mmincseg.apis.run import run_incremental  # noqa: E402
-from mmincseg.apis.seam import weak_step_hooks  # noqa: E402
+from mmincseg.apis.run import describe_run, run_incremental  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
@@ -27,18 +28,22 @@ def parse_args() -> argparse.Namespace:
                         'share step 0)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='config overrides for every step')
+    parser.add_argument('--print-plan', '--dry-run', action='store_true',
+                        help="print each step's plan (classes, teacher, folders, pseudo-labels) "
+                        'and exit without training')
     return parser.parse_args()
 
 
 def main() -> None:
     args = parse_args()
     try:
-        # labels='seam': train each step's SEAM and make its pseudo-labels before the step
-        hooks = weak_step_hooks(args.config, args.data_root, args.cfg_options)
+        if args.print_plan:
+            print(describe_run(args.config, args.work_dir, data_root=args.data_root,
+                               steps=args.steps, cfg_options=args.cfg_options))
+            return
         summary = run_incremental(args.config, args.work_dir, data_root=args.data_root,
                                   steps=args.steps, cfg_options=args.cfg_options,
-                                  resume=args.resume, step0=args.step0,
-                                  step_hooks=hooks)
+                                  resume=args.resume, step0=args.step0)
     except (ValueError, FileNotFoundError, FileExistsError) as e:
         sys.exit(f'error: {e}')
     print(f"\n{summary['method']} {summary['task']} ({summary['setting']}, {summary['labels']})")

@@ -1,7 +1,8 @@
 """Train one incremental step: ``python tools/train.py CONFIG [--work-dir DIR] [--data-root DIR]``.
 
-Same CLI as mmseg's tools/train.py plus ``--data-root`` and ``--force``. The step writes into
-``<work-dir>/step<t>``; the previous step is read from ``<work-dir>/step<t-1>``.
+Same CLI as mmseg's tools/train.py plus ``--data-root``, ``--force`` and ``--print-plan`` (print
+the step's plan, train nothing). The step writes into ``<work-dir>/step<t>``; the previous step is
+read from ``<work-dir>/step<t-1>``.
 """
 import argparse
 import os
@@ -10,6 +11,7 @@ import sys
 from mmengine.config import DictAction
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
+from mmincseg.apis.plan import plan_step  # noqa: E402
 from mmincseg.apis.train import train_step  # noqa: E402
 from mmincseg.apis import finish_distributed  # noqa: E402
 
@@ -28,6 +30,8 @@ def parse_args() -> argparse.Namespace:
                         help='override config keys, e.g. incremental.step=1')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
                         default='none', help='job launcher')
+    parser.add_argument('--print-plan', '--dry-run', action='store_true',
+                        help="print the step's plan and exit without training")
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args()
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
@@ -37,6 +41,9 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     try:
+        if args.print_plan:
+            print(plan_step(args.config, args.work_dir, args.data_root, args.cfg_options)[0])
+            return
         train_step(args.config, work_dir=args.work_dir, data_root=args.data_root,
                    cfg_options=args.cfg_options, resume=args.resume, force=args.force,
                    amp=args.amp, launcher=args.launcher)

@@ -2,11 +2,12 @@
 import copy
 import os.path as osp
 import re
-from typing import Any, Dict, Iterator, List, Optional, Sequence
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from mmengine.config import Config, ConfigDict
 
 from .. import tasks
+from ..engine.hooks.incremental_step_hook import teacher_model_config
 from ..models.classifiers import check_head_config
 
 METHODS: Dict[str, Dict[str, Any]] = {
@@ -78,6 +79,29 @@ def metric_task_step(inc: dict) -> tuple:
     return inc['task'], inc['step']
 
 
+def run_steps(inc: dict) -> List[int]:
+    """The steps a run of this block trains (joint: a single step 0)."""
+    if inc['method'] == 'joint':
+        return [0]
+    return list(range(tasks.num_steps(inc['task'])))
+
+
+def method_settings(inc: dict) -> Dict[str, Any]:
+    """The method's recipe (``METHODS``) with the block's ``kd_weight``/``kd_alpha``/
+    ``feat_kd_weight`` overrides."""
+    method = dict(METHODS[inc['method']])
+    for key in ('kd_weight', 'kd_alpha', 'feat_kd_weight'):
+        if inc.get(key) is not None:
+            method[key] = inc[key]
+    return method
+
+
+def needs_pseudo_labels(inc: dict) -> bool:
+    """Whether the step trains on SEAM pseudo-labels: ``labels='seam'`` at steps > 0 and at the
+    single step of ``method='joint'`` (step 0 of an incremental split has true masks)."""
+    return inc['labels'] == 'seam' and (data_task_step(inc)[1] > 0 or inc['method'] == 'joint')
+
+
 def work_root(cfg: Config) -> str:
     """The run directory holding ``step<t>/`` sub-directories.
 
@@ -93,6 +117,89 @@ def work_root(cfg: Config) -> str:
 def step_dir(root: str, step: int) -> str:
     """Directory of one step of a run."""
     return osp.join(root, f'step{step}')
+
+
+def seam_dir(root: str, step: int) -> str:
+    """Directory where the SEAM of a weak step trains (``<run>/step<t>/seam``)."""
+    return osp.join(step_dir(root, step), 'seam')
+
+
+def default_pseudo_label_dir(root: str, step: int) -> str:
+    """Default folder of a weak step's pseudo-labels (``<run>/step<t>/pseudo_labels``)."""
+    return osp.join(step_dir(root, step), 'pseudo_labels')
+
+
+#: The repository holding this package (a SEAM config path may be relative to it).
+REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+#: ``train_cfg.val_begin`` that no schedule reaches: no validation during training.
+SKIP_VALIDATION = 10**9
+
+
+def resolve_config_path(path: str, relative_to: Optional[str] = None) -> str:
+    """Find a config named relative to the current folder, an ancestor of ``relative_to``'s
+    folder (a repository holding ``configs/``) or this package's repository.
+
+    Raises:
+        FileNotFoundError: listing the places tried.
+    """
+    if osp.isabs(path):
+        candidates = [path]
+    else:
+        candidates = [osp.abspath(path)]
+        if relative_to:
+            folder = osp.dirname(osp.abspath(relative_to))
+            while True:
+                candidates.append(osp.join(folder, path))
+                parent = osp.dirname(folder)
+                if parent == folder:
+                    break
+                folder = parent
+        candidates.append(osp.join(REPO_ROOT, path))
+    for candidate in candidates:
+        if osp.isfile(candidate):
+            return candidate
+    raise FileNotFoundError(f'SEAM config {path} (incremental.seam.config) not found; tried '
+                            f'{candidates[:3]}... Give a path relative to the repository root or '
+                            'an absolute one.')
+
+
+def seam_of_step(inc: dict, source: str, step: int) -> Tuple[str, dict]:
+    """The SEAM config of a weak block's step and the overrides that pin it to that step.
+
+    ``incremental.seam = dict(config='configs/seam/seam_r18_toyvoc_15-1.py',
+    cfg_options=dict(...))``: one SEAM config serves every step, since the SEAM's split, step
+    and setting are set to the weak step's data (for joint: all classes, ``'20-0'`` step 0).
+    A ``{step}`` in the path is replaced by the step (one SEAM file per step also works).
+
+    Raises:
+        ValueError: ``incremental.seam`` is missing or has unknown keys (names ``source``).
+    """
+    seam = inc.get('seam')
+    if not isinstance(seam, dict) or not seam.get('config'):
+        raise ValueError(f"{source}: incremental.labels='seam' needs the SEAM config of its steps: "
+                         "incremental.seam=dict(config='configs/seam/<seam config>.py')")
+    unknown = set(seam) - {'config', 'cfg_options'}
+    if unknown:
+        raise ValueError(f'{source}: unknown incremental.seam keys {sorted(unknown)}; valid: '
+                         "['cfg_options', 'config']")
+    seam_config = resolve_config_path(str(seam['config']).replace('{step}', str(step)), source)
+    data_task, data_step = data_task_step(dict(inc, step=step))
+    options = dict(seam.get('cfg_options') or {})
+    options.update({'incremental.task': data_task, 'incremental.step': data_step,
+                    'incremental.setting': inc['setting']})
+    return seam_config, options
+
+
+def seam_training_options(inc: dict, source: str, step: int, root: str) -> Tuple[str, dict]:
+    """The SEAM config of a weak step and every override it trains with: pinned to the step
+    (:func:`seam_of_step`), trained into ``<root>/step<t>/seam`` and without its own
+    end-of-training validation (``train_cfg.val_begin`` past the schedule; the pseudo-labels
+    actually written are measured instead; ``incremental.seam.cfg_options=
+    {'train_cfg.val_begin': 1}`` brings it back)."""
+    seam_config, options = seam_of_step(inc, source, step)
+    options['incremental.work_root'] = root
+    options.setdefault('train_cfg.val_begin', SKIP_VALIDATION)
+    return seam_config, options
 
 
 LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
@@ -192,13 +299,30 @@ def resolve_incremental_config(cfg: Config) -> Config:
     """
     if cfg.get('_incremental_resolved', False):
         return cfg
-    inc = check_incremental(cfg.get('incremental'), getattr(cfg, 'filename', None) or 'config')
+    return resolve_step(cfg)[0]
+
+
+def resolve_step(cfg: Config) -> Tuple[Config, Dict[str, Any]]:
+    """Resolve ``cfg`` (as :func:`resolve_incremental_config`) and return what was decided.
+
+    The decisions (the content of :class:`~mmincseg.apis.plan.StepPlan` but the config path):
+    task, setting, method, labels, step, steps, run_dir, step_dir, work_dir, prev_checkpoint,
+    old/new/seen classes, classes_per_step, teacher_model, needs_pseudo_labels, seam_config,
+    seam_cfg_options, seam_dir, pseudo_label_dir, method_settings, trains.
+
+    Raises:
+        ValueError: ``cfg`` is resolved already (its decisions are not kept in the config:
+            resolve the file again, e.g. with :func:`~mmincseg.apis.plan.plan_step`), or its
+            ``incremental`` block / model is wrong (naming the key and the fix).
+    """
+    source = getattr(cfg, 'filename', None) or 'config'
+    if cfg.get('_incremental_resolved', False):
+        raise ValueError(f'{source} is resolved already; plan the step from its config file '
+                         '(mmincseg.apis.plan_step)')
+    inc = check_incremental(cfg.get('incremental'), source)
     if cfg.model.get('type') == 'SEAMNet':
         return _resolve_seam_config(cfg, inc)
-    method = dict(METHODS[inc['method']])
-    for key in ('kd_weight', 'kd_alpha', 'feat_kd_weight'):
-        if inc.get(key) is not None:
-            method[key] = inc[key]
+    method = method_settings(inc)
     data_task, data_step = data_task_step(inc)
     classes_per_step = tasks.classes_per_step(data_task, data_step)
     n_old = sum(classes_per_step[:-1])
@@ -207,7 +331,7 @@ def resolve_incremental_config(cfg: Config) -> Config:
 
     # Model: incremental segmentor, every head's classifier and loss.
     model = cfg.model
-    heads = _head_cfgs(model, getattr(cfg, 'filename', None) or 'config')
+    heads = _head_cfgs(model, source)
     if model.get('type') in ('EncoderDecoder', 'IncrementalEncoderDecoder'):
         model['type'] = 'IncrementalEncoderDecoder'
     else:
@@ -249,10 +373,14 @@ def resolve_incremental_config(cfg: Config) -> Config:
         labels=inc['labels'], classes=tasks.classes_of_step(data_task, data_step)
         if inc['method'] != 'joint' else tasks.classes_seen('20-0', 0)),
         test=has_held_out_test(cfg)))
+    prev = teacher = None
     if incremental_step:
         prev = inc.get('prev_checkpoint') or step_dir(root, inc['step'] - 1)
         inc['prev_checkpoint'] = prev
+        # the step t-1 model the hook loads prev into (the student's, with t-1's classifiers)
+        teacher = teacher_model_config(model.to_dict(), classes_per_step[:-1])
         hooks.append(dict(type='IncrementalStepHook', prev_checkpoint=prev,
+                          teacher_model=copy.deepcopy(teacher),
                           init_novel=inc.get('init_novel', inc['method'] == 'mib')))
         lr_factor = inc.get('lr_factor', 0.1)
         optimizer = cfg.get('optim_wrapper', {}).get('optimizer')
@@ -260,9 +388,30 @@ def resolve_incremental_config(cfg: Config) -> Config:
             optimizer['lr'] = optimizer['lr'] * lr_factor
     _sync_buffers(hooks)
     cfg.custom_hooks = hooks
-    if inc['labels'] == 'seam' and (incremental_step or inc['method'] == 'joint'):
+    pseudo = needs_pseudo_labels(inc)
+    seam_config = seam_options = None
+    if pseudo:
         _add_pseudo_labels(cfg, inc, root, tasks.classes_of_step(data_task, data_step))
-    return _finish(cfg, inc)
+        if inc.get('seam') is not None:
+            seam_config, seam_options = seam_training_options(inc, source, inc['step'], root)
+    facts = _facts(inc, root, cfg.work_dir, data_task, data_step)
+    facts.update(prev_checkpoint=prev, teacher_model=teacher, needs_pseudo_labels=pseudo,
+                 seam_config=seam_config, seam_cfg_options=seam_options,
+                 seam_dir=seam_dir(root, inc['step']) if pseudo else None,
+                 pseudo_label_dir=inc['pseudo_label_dir'] if pseudo else None,
+                 method_settings=method, trains='segmentor')
+    return _finish(cfg, inc), facts
+
+
+def _facts(inc: dict, root: str, work_dir: str, data_task: str, data_step: int) -> dict:
+    """The decisions every resolution shares: the step, its run and classes."""
+    return dict(task=inc['task'], setting=inc['setting'], method=inc['method'],
+                labels=inc['labels'], step=inc['step'], steps=run_steps(inc), run_dir=root,
+                step_dir=step_dir(root, inc['step']), work_dir=work_dir,
+                old_classes=tasks.old_classes(data_task, data_step),
+                new_classes=tasks.new_classes(data_task, data_step),
+                seen_classes=tasks.classes_seen(data_task, data_step),
+                classes_per_step=tasks.classes_per_step(data_task, data_step))
 
 
 def has_held_out_test(cfg: Config) -> bool:
@@ -277,7 +426,7 @@ def has_held_out_test(cfg: Config) -> bool:
                                                               val.get('data_root'))
 
 
-def _resolve_seam_config(cfg: Config, inc: dict) -> Config:
+def _resolve_seam_config(cfg: Config, inc: dict) -> Tuple[Config, Dict[str, Any]]:
     """A SEAM (CAM network) config of step t: class ids, datasets, metric and work_dir.
 
     The SEAMNet learns the classes of the step (``class_ids`` = background + new classes) from
@@ -291,7 +440,7 @@ def _resolve_seam_config(cfg: Config, inc: dict) -> Config:
     _set_metric(cfg, data_task, data_step)
     root = inc.get('work_root') or work_root(cfg)
     inc['work_root'] = root
-    cfg.work_dir = osp.join(step_dir(root, inc['step']), 'seam')
+    cfg.work_dir = seam_dir(root, inc['step'])
     hooks = [h for h in cfg.get('custom_hooks', [])
              if h.get('type') not in ('IncrementalStepHook', 'StepResultHook')]
     hooks.append(dict(type='StepResultHook', info=dict(
@@ -299,7 +448,11 @@ def _resolve_seam_config(cfg: Config, inc: dict) -> Config:
         classes=cfg.model['class_ids'][1:])))
     _sync_buffers(hooks)
     cfg.custom_hooks = hooks
-    return _finish(cfg, inc)
+    facts = _facts(inc, root, cfg.work_dir, data_task, data_step)
+    facts.update(prev_checkpoint=None, teacher_model=None, needs_pseudo_labels=False,
+                 seam_config=None, seam_cfg_options=None, seam_dir=cfg.work_dir,
+                 pseudo_label_dir=None, method_settings={}, trains='seam')
+    return _finish(cfg, inc), facts
 
 
 def _set_metric(cfg: Config, task: str, step: int) -> None:
@@ -324,8 +477,7 @@ def _finish(cfg: Config, inc: dict) -> Config:
 
 def _add_pseudo_labels(cfg: Config, inc: dict, root: str, classes: List[int]) -> None:
     """Train on SEAM pseudo-labels: insert the transform after LoadAnnotations."""
-    pseudo_dir = inc.get('pseudo_label_dir') or osp.join(step_dir(root, inc['step']),
-                                                         'pseudo_labels')
+    pseudo_dir = inc.get('pseudo_label_dir') or default_pseudo_label_dir(root, inc['step'])
     inc['pseudo_label_dir'] = pseudo_dir
     ds = inner_dataset(cfg, 'train_dataloader')
     pipeline = copy.deepcopy(ds.pipeline)

@@ -1,24 +1,74 @@
-"""Chain the steps of a split: ``tools/run_incremental.py``."""
+"""Chain the steps of a split: ``tools/run_incremental.py``.
+
+Every step is planned once (:func:`~mmincseg.apis.plan.plan_step`: one load and one resolution
+of the config per step); the run's steps, folders and the weak pipeline come from the plans.
+"""
 import json
 import os
 import os.path as osp
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
+from mmengine.config import Config
 from mmengine.logging import print_log
 
-from .. import tasks
 from ..utils.checkpoint import checkpoint_record
 from ..utils.io import atomic_write
-from .config import check_incremental, data_task_step, step_dir
+from .config import step_dir
+from .plan import StepPlan, plan_step
 from .results import pseudo_label_miou, step_entry, write_summary
-from .train import RESULT_FILE, step_is_finished, train_step
+from .seam import make_step_pseudo_labels
+from .train import RESULT_FILE, step_is_finished, train_resolved
 
 
-def steps_of_run(inc: dict) -> List[int]:
-    """The steps a run of this block trains (joint: a single step 0)."""
-    if inc.get('method') == 'joint':
-        return [0]
-    return list(range(tasks.num_steps(inc['task'])))
+def plan_run(config: str,
+             work_dir: str,
+             data_root: Optional[str] = None,
+             steps: Optional[Sequence[int]] = None,
+             cfg_options: Optional[dict] = None) -> List[Tuple[StepPlan, Config]]:
+    """Plan every step a run trains: ``[(plan, resolved config), ...]`` in step order.
+
+    Each step's config is loaded and resolved once; the run's steps are the plans' ``steps``.
+
+    Args:
+        config (str): Any step config of the split.
+        work_dir (str): Run directory.
+        data_root (str, optional): Dataset root for every dataset.
+        steps (Sequence[int], optional): Only these steps (default: all).
+        cfg_options (dict, optional): Config overrides applied to every step.
+
+    Raises:
+        ValueError: a step of ``steps`` is not a step of the split (naming the valid ones), or the
+            config is wrong.
+    """
+    first_step = steps[0] if steps else None
+    try:
+        first = plan_step(config, work_dir, data_root, cfg_options, step=first_step)
+    except ValueError:
+        if first_step is None:
+            raise
+        first = plan_step(config, work_dir, data_root, cfg_options)  # its own step: which exist
+    all_steps = first[0].steps
+    todo = list(steps) if steps is not None else all_steps
+    bad = [s for s in todo if s not in all_steps]
+    if bad:
+        raise ValueError(f"--steps {bad} are not steps of split '{first[0].task}' "
+                         f'(valid: {all_steps})')
+    planned = {first[0].step: first}
+    for step in todo:
+        if step not in planned:
+            planned[step] = plan_step(config, work_dir, data_root, cfg_options, step=step)
+    return [planned[step] for step in todo]
+
+
+def describe_run(config: str,
+                 work_dir: str,
+                 data_root: Optional[str] = None,
+                 steps: Optional[Sequence[int]] = None,
+                 cfg_options: Optional[dict] = None) -> str:
+    """The plans of a run's steps as text (``tools/run_incremental.py --print-plan``); nothing
+    is trained or written."""
+    return '\n\n'.join(plan.describe() for plan, _ in
+                        plan_run(config, work_dir, data_root, steps, cfg_options))
 
 
 def run_incremental(config: str,
@@ -27,58 +77,44 @@ def run_incremental(config: str,
                     steps: Optional[Sequence[int]] = None,
                     cfg_options: Optional[dict] = None,
                     resume: bool = False,
-                    step0: Optional[str] = None,
-                    step_hooks: Optional[Dict[str, Callable]] = None) -> dict:
+                    step0: Optional[str] = None) -> dict:
     """Train steps 0..T of a split (any step config of it) and write the run summary.
 
     Finished steps (with ``step_result.json``) are skipped; ``resume`` continues a crashed step
-    from its last checkpoint. Writes ``work_dir/results.json``, ``results.md`` and
-    ``miou_per_step.png``.
+    from its last checkpoint. A weakly supervised step (``incremental.labels='seam'``, a plan with
+    ``needs_pseudo_labels``) first trains its SEAM and makes its pseudo-labels
+    (:func:`~mmincseg.apis.seam.make_step_pseudo_labels`). Writes ``work_dir/results.json``,
+    ``results.md`` and ``miou_per_step.png``.
 
     Args:
         config (str): Any step config of the split.
         work_dir (str): Run directory; step t goes to ``work_dir/step<t>``.
         data_root (str, optional): Dataset root for every dataset.
         steps (Sequence[int], optional): Only these steps (default: all).
-        cfg_options (dict, optional): Config overrides applied to every step.
+        cfg_options (dict, optional): Config overrides applied to every step (and, through
+            ``incremental.seam.cfg_options``, to the SEAM of weak steps).
         resume (bool): Continue an interrupted step instead of refusing.
         step0 (str, optional): A finished step-0 directory to reuse (step 0 is the same for
             FT, LwF, ILT and MiB); its records are copied, the checkpoint is referenced.
-        step_hooks (dict, optional): ``{'before_step': fn(config, step, work_dir)}`` used by the
-            weakly supervised pipeline to make pseudo-labels before a step trains.
 
     Returns:
         dict: The run summary (the content of results.json).
     """
-    from mmengine.config import Config
-    cfg = Config.fromfile(config)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
-    inc = check_incremental(cfg.get('incremental'), config)
-    all_steps = steps_of_run(inc)
-    todo = list(steps) if steps is not None else all_steps
-    bad = [s for s in todo if s not in all_steps]
-    if bad:
-        raise ValueError(f"--steps {bad} are not steps of split '{inc['task']}' "
-                         f'(valid: {all_steps})')
-    step_hooks = step_hooks or {}
-    if step0 is not None and 0 in todo:
-        link_step0(step0, step_dir(work_dir, 0), tasks.classes_of_step(*data_task_step(inc)))
-    for step in todo:
-        sdir = step_dir(work_dir, step)
-        if step_is_finished(sdir):
-            print_log(f'step {step}: finished earlier ({sdir}/{RESULT_FILE}), skipped',
-                      logger='current')
+    plans = plan_run(config, work_dir, data_root, steps, cfg_options)
+    for plan, cfg in plans:
+        if step0 is not None and plan.step == 0:
+            link_step0(step0, plan.step_dir, plan.seen_classes)
+        if step_is_finished(plan.step_dir):
+            print_log(f'step {plan.step}: finished earlier ({plan.step_dir}/{RESULT_FILE}), '
+                      'skipped', logger='current')
             continue
-        options = dict(cfg_options or {})
-        options['incremental.step'] = step
-        if 'before_step' in step_hooks:
-            step_hooks['before_step'](config, step, work_dir)
-        print_log(f"===== {inc['method']} {inc['task']} step {step} -> {sdir}", logger='current')
-        interrupted = osp.isfile(checkpoint_record(sdir))
-        train_step(config, work_dir=work_dir, data_root=data_root, cfg_options=options,
-                   resume=resume and interrupted)
-    return collect_summary(work_dir, inc, all_steps)
+        make_step_pseudo_labels(plan, data_root=data_root)
+        print_log(f'===== {plan.method} {plan.task} step {plan.step} -> {plan.step_dir}',
+                  logger='current')
+        interrupted = osp.isfile(checkpoint_record(plan.step_dir))
+        train_resolved(cfg, resume=resume and interrupted)
+    first = plans[0][0]
+    return collect_summary(first.run_dir, first.to_dict(), first.steps)
 
 
 def link_step0(source: str, target: str, classes: Sequence[int]) -> None:
@@ -111,7 +147,14 @@ def link_step0(source: str, target: str, classes: Sequence[int]) -> None:
 
 
 def collect_summary(work_dir: str, inc: dict, all_steps: Sequence[int]) -> dict:
-    """Gather the finished steps' results into the run summary and write its files."""
+    """Gather the finished steps' results into the run summary and write its files.
+
+    Args:
+        work_dir (str): The run directory (a plan's ``run_dir``).
+        inc (dict): ``task``, ``method``, ``setting`` and ``labels`` of the run (a plan's
+            ``to_dict()`` or a resolved ``incremental`` block).
+        all_steps (Sequence[int]): The run's steps (a plan's ``steps``).
+    """
     entries = []
     for step in all_steps:
         path = osp.join(step_dir(work_dir, step), RESULT_FILE)

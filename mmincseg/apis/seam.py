@@ -2,21 +2,22 @@
 
 ``make_pseudo_labels`` runs a trained :class:`~mmincseg.models.seam.SEAMNet` over the training
 images of one step and writes one palette PNG of class ids per image; ``LoadPseudoLabel`` then
-replaces the true masks by these files in the step's training pipeline. ``weak_step_hook`` is the
-``before_step`` hook of :func:`~mmincseg.apis.run.run_incremental` for configs with
-``incremental.labels='seam'``: it trains the step's SEAM and makes its pseudo-labels, so one
-``tools/run_incremental.py`` call runs a weakly supervised split end to end.
+replaces the true masks by these files in the step's training pipeline.
+:func:`make_step_pseudo_labels` reads a weak step's plan (``needs_pseudo_labels``, its SEAM
+config and folders) and trains the step's SEAM and makes its pseudo-labels;
+:func:`~mmincseg.apis.run.run_incremental` calls it before every step that needs them, so one
+``run_incremental`` call (or ``tools/run_incremental.py``) runs a weakly supervised split end to
+end.
 
 Layout of a weak run ``W``: ``W/step<t>/seam/`` (SEAM training), ``W/step<t>/pseudo_labels/``
 (``<image name>.png``), ``W/step<t>/pseudo_label_metrics.json`` (pseudo-label mIoU against the
 true masks, for reporting only; nothing trains on it), then the segmentation step in ``W/step<t>``.
 """
 import copy
-import functools
 import json
 import os
 import os.path as osp
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -28,13 +29,14 @@ from PIL import Image
 from .. import tasks
 from ..utils.checkpoint import checkpoint_record, unwrap_state_dict
 from ..utils.io import atomic_write
-from .config import check_incremental, data_task_step, inner_dataset, step_dir
+from .config import (SKIP_VALIDATION, check_incremental, inner_dataset,  # noqa: F401
+                     resolve_config_path, seam_of_step)
+from .plan import StepPlan, plan_step
 from .results import PSEUDO_LABEL_METRICS_FILE
-from .train import load_step_config, step_is_finished, train_step
+from .train import load_step_config, step_is_finished, train_resolved
 
 PACK_META_KEYS = ('img_path', 'seg_map_path', 'ori_shape', 'img_shape', 'pad_shape',
                   'scale_factor', 'flip', 'flip_direction', 'reduce_zero_label', 'img_labels')
-REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 # --------------------------------------------------------------------------------- building
@@ -294,36 +296,9 @@ def _pseudo_label_metrics(areas: Optional[List[torch.Tensor]], class_ids: Sequen
 
 
 # ------------------------------------------------------------------------------ run chain
-def resolve_config_path(path: str, relative_to: Optional[str] = None) -> str:
-    """Find a config named relative to the current folder, an ancestor of ``relative_to``'s
-    folder (a repository holding ``configs/``) or this package's repository.
-
-    Raises:
-        FileNotFoundError: listing the places tried.
-    """
-    if osp.isabs(path):
-        candidates = [path]
-    else:
-        candidates = [osp.abspath(path)]
-        if relative_to:
-            folder = osp.dirname(osp.abspath(relative_to))
-            while True:
-                candidates.append(osp.join(folder, path))
-                parent = osp.dirname(folder)
-                if parent == folder:
-                    break
-                folder = parent
-        candidates.append(osp.join(REPO_ROOT, path))
-    for candidate in candidates:
-        if osp.isfile(candidate):
-            return candidate
-    raise FileNotFoundError(f'SEAM config {path} (incremental.seam.config) not found; tried '
-                            f'{candidates[:3]}... Give a path relative to the repository root or '
-                            'an absolute one.')
-
-
 def seam_config_of(config: str, cfg: Config, step: int) -> Tuple[str, dict]:
-    """The SEAM config of a weak config's step and the overrides that pin it to that step.
+    """The SEAM config of a weak config's step and the overrides that pin it to that step
+    (:func:`~mmincseg.apis.config.seam_of_step` of the config's ``incremental`` block).
 
     ``incremental.seam = dict(config='configs/seam/seam_r18_toyvoc_15-1.py',
     cfg_options=dict(...))``: one SEAM config serves every step, since the SEAM's split, step
@@ -331,98 +306,55 @@ def seam_config_of(config: str, cfg: Config, step: int) -> Tuple[str, dict]:
     A ``{step}`` in the path is replaced by the step (one SEAM file per step also works).
     """
     inc = check_incremental(cfg.get('incremental'), config)
-    seam = inc.get('seam')
-    if not isinstance(seam, dict) or not seam.get('config'):
-        raise ValueError(f"{config}: incremental.labels='seam' needs the SEAM config of its steps: "
-                         "incremental.seam=dict(config='configs/seam/<seam config>.py')")
-    unknown = set(seam) - {'config', 'cfg_options'}
-    if unknown:
-        raise ValueError(f'{config}: unknown incremental.seam keys {sorted(unknown)}; valid: '
-                         "['cfg_options', 'config']")
-    seam_config = resolve_config_path(str(seam['config']).replace('{step}', str(step)), config)
-    data_task, data_step = data_task_step(dict(inc, step=step))
-    options = dict(seam.get('cfg_options') or {})
-    options.update({'incremental.task': data_task, 'incremental.step': data_step,
-                    'incremental.setting': inc['setting']})
-    return seam_config, options
+    return seam_of_step(inc, config, step)
 
 
-# ``train_cfg.val_begin`` that no schedule reaches: no validation during training.
-SKIP_VALIDATION = 10**9
-
-
-def weak_step_hook(config: str,
-                   step: int,
-                   work_dir: str,
-                   data_root: Optional[str] = None,
-                   cfg_options: Optional[dict] = None,
-                   seam_cfg_options: Optional[dict] = None,
-                   evaluate: bool = True) -> Optional[dict]:
+def make_step_pseudo_labels(plan: StepPlan,
+                            data_root: Optional[str] = None,
+                            evaluate: bool = True) -> Optional[dict]:
     """Before a weakly supervised step: train its SEAM, then make its pseudo-labels.
 
-    Does nothing unless the config has ``incremental.labels='seam'`` and the step trains on
-    pseudo-labels (steps > 0; the single step of ``method='joint'``). The SEAM trains into
-    ``<work_dir>/step<t>/seam`` (skipped when finished, resumed when interrupted); pseudo-labels go
-    to the step's ``incremental.pseudo_label_dir`` (default ``<work_dir>/step<t>/pseudo_labels``),
-    existing files kept.
-
-    The SEAM's own end-of-training validation is skipped (``train_cfg.val_begin`` past the
-    schedule): it would run the multi-scale CAM inference over the step's images a second time,
-    while ``evaluate`` measures the pseudo-labels actually written (``pseudo_label_metrics.json``).
-    ``incremental.seam.cfg_options={'train_cfg.val_begin': 1}`` brings it back.
+    Everything comes from the step's plan: nothing to do unless ``plan.needs_pseudo_labels``;
+    the SEAM config ``plan.seam_config`` trains with ``plan.seam_cfg_options`` into
+    ``plan.seam_dir`` (skipped when finished, resumed when interrupted; its own end-of-training
+    validation is skipped, see :func:`~mmincseg.apis.config.seam_training_options`), and the
+    pseudo-labels go to ``plan.pseudo_label_dir`` (existing files kept). The SEAM config is loaded
+    and resolved once.
 
     Args:
-        config (str): The weak step config (any step of the split).
-        step (int): The step about to train.
-        work_dir (str): Run directory.
-        data_root (str, optional): Dataset root of every dataset.
-        cfg_options (dict, optional): Overrides of the weak config (as given to the run).
-        seam_cfg_options (dict, optional): Overrides of the SEAM config (e.g. a shorter schedule).
+        plan (StepPlan): The plan of the weak step (:func:`~mmincseg.apis.plan.plan_step`).
+        data_root (str, optional): Dataset root of every dataset (as given to the step).
         evaluate (bool): Write the pseudo-label mIoU against the true masks (reporting only).
 
     Returns:
         dict | None: The result of :func:`make_pseudo_labels`, None when nothing was needed.
+
+    Raises:
+        ValueError: the step needs pseudo-labels but its config names no SEAM config.
     """
-    cfg = Config.fromfile(config)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
-    inc = check_incremental(cfg.get('incremental'), config)
-    if inc['labels'] != 'seam' or (step == 0 and inc['method'] != 'joint'):
+    if not plan.needs_pseudo_labels:
         return None
-    seam_config, options = seam_config_of(config, cfg, step)
-    options['incremental.work_root'] = work_dir
-    options.setdefault('train_cfg.val_begin', SKIP_VALIDATION)
-    options.update(seam_cfg_options or {})
-    seam_dir = osp.join(step_dir(work_dir, step), 'seam')
-    if step_is_finished(seam_dir):
-        print_log(f'step {step}: SEAM finished earlier ({seam_dir}), not retrained',
+    if plan.seam_config is None:
+        raise ValueError(f"{plan.config}: incremental.labels='seam' needs the SEAM config of its "
+                         "steps: incremental.seam=dict(config='configs/seam/<seam config>.py')")
+    seam_plan, seam_cfg = plan_step(plan.seam_config, work_dir=plan.run_dir, data_root=data_root,
+                                    cfg_options=plan.seam_cfg_options)
+    if seam_plan.trains != 'seam' or seam_plan.work_dir != plan.seam_dir:
+        raise ValueError(f'{plan.seam_config} (incremental.seam.config of {plan.config}) is not a '
+                         f'SEAM config training into {plan.seam_dir} (model.type '
+                         f"{seam_cfg.model.get('type')!r}, work_dir {seam_plan.work_dir}); use one "
+                         'of configs/seam/')
+    if step_is_finished(plan.seam_dir):
+        print_log(f'step {plan.step}: SEAM finished earlier ({plan.seam_dir}), not retrained',
                   logger='current')
     else:
-        print_log(f'===== SEAM for step {step} ({seam_config}) -> {seam_dir}', logger='current')
-        interrupted = osp.isfile(checkpoint_record(seam_dir))
-        train_step(seam_config, work_dir=work_dir, data_root=data_root, cfg_options=options,
-                   resume=interrupted)
+        print_log(f'===== SEAM for step {plan.step} ({plan.seam_config}) -> {plan.seam_dir}',
+                  logger='current')
+        interrupted = osp.isfile(checkpoint_record(plan.seam_dir))
+        train_resolved(copy.deepcopy(seam_cfg), resume=interrupted)
     from ..engine.hooks import find_last_checkpoint
-    checkpoint = find_last_checkpoint(seam_dir)
-    step_options = dict(cfg_options or {})
-    step_options['incremental.step'] = step
-    step_cfg = load_step_config(config, work_dir=work_dir, data_root=data_root,
-                                cfg_options=step_options)
-    return make_pseudo_labels(seam_config, checkpoint, step_cfg.incremental.pseudo_label_dir,
-                              data_root=data_root, cfg_options=options, evaluate=evaluate)
-
-
-def weak_step_hooks(config: str,
-                    data_root: Optional[str] = None,
-                    cfg_options: Optional[dict] = None) -> Dict[str, Callable]:
-    """``step_hooks`` for :func:`run_incremental`: the weak hook for ``labels='seam'`` configs."""
-    cfg = Config.fromfile(config)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
-    if cfg.get('incremental', {}).get('labels') != 'seam':
-        return {}
-    return {'before_step': functools.partial(weak_step_hook, data_root=data_root,
-                                             cfg_options=cfg_options)}
+    checkpoint = find_last_checkpoint(plan.seam_dir)
+    return make_pseudo_labels(seam_cfg, checkpoint, plan.pseudo_label_dir, evaluate=evaluate)
 
 
 # --------------------------------------------------------------------------- visualisation

@@ -11,7 +11,7 @@ from typing import Iterator, Optional, Sequence
 from mmengine.config import Config
 from mmengine.logging import print_log
 
-from .config import resolve_incremental_config, set_data_root
+from .plan import plan_step
 
 from ..engine.hooks.step_result_hook import RESULT_FILE
 from ..utils.checkpoint import checkpoint_record, recorded_checkpoint
@@ -25,21 +25,9 @@ def load_step_config(config: str,
 
     ``work_dir`` is the run directory; the step writes into ``<work_dir>/step<t>``. Without it,
     mmseg's default ``work_dirs/<config name>`` is used with a trailing ``_step<t>`` removed.
+    The resolved config of :func:`~mmincseg.apis.plan.plan_step` (one load, one resolution).
     """
-    if not osp.isfile(config):
-        raise FileNotFoundError(f'config file {config} does not exist')
-    cfg = Config.fromfile(config)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
-    if work_dir is not None:
-        cfg.work_dir = work_dir
-    elif cfg.get('work_dir') is None:
-        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(config))[0])
-    if data_root is not None:
-        if not osp.isdir(data_root):
-            raise FileNotFoundError(f'--data-root {data_root} is not a directory')
-        set_data_root(cfg, data_root)
-    return resolve_incremental_config(cfg)
+    return plan_step(config, work_dir, data_root, cfg_options)[1]
 
 
 def _enable_amp(cfg: Config) -> None:
@@ -144,8 +132,29 @@ def train_step(config: str,
                force: bool = False,
                amp: bool = False,
                launcher: str = 'none') -> dict:
-    """Train one step; returns its result (metrics, timings) also written to ``step_result.json``."""
-    cfg = load_step_config(config, work_dir, data_root, cfg_options)
+    """Train one step; returns its result (metrics, timings) also written to ``step_result.json``.
+
+    The config is loaded and resolved once (:func:`~mmincseg.apis.plan.plan_step`), then
+    :func:`train_resolved` trains it.
+    """
+    _, cfg = plan_step(config, work_dir, data_root, cfg_options)
+    return train_resolved(cfg, resume=resume, force=force, amp=amp, launcher=launcher)
+
+
+def train_resolved(cfg: Config,
+                   resume: bool = False,
+                   force: bool = False,
+                   amp: bool = False,
+                   launcher: str = 'none') -> dict:
+    """Train a resolved step config (the config of :func:`~mmincseg.apis.plan.plan_step`).
+
+    A finished or interrupted step directory (``cfg.work_dir``) is refused unless ``resume``
+    (continue from its last checkpoint) or ``force`` (retrain; the old directory is moved aside).
+    ``cfg`` is modified (launcher, resume, checkpoint to resume from).
+
+    Returns:
+        dict: The step's result (``step_result.json``), empty when the step wrote none.
+    """
     cfg.launcher = launcher
     cfg.resume = resume
     if amp:
@@ -203,13 +212,12 @@ def test_step(config: str,
     """Evaluate ``checkpoint`` with the step's metric; optionally write prediction PNGs to ``out``."""
     if not osp.isfile(checkpoint):
         raise FileNotFoundError(f'checkpoint {checkpoint} does not exist')
-    cfg = load_step_config(config, work_dir, data_root, cfg_options)
-    if cfg.model.get('classes_per_step'):
-        check_checkpoint_classes(checkpoint, cfg.model.classes_per_step)
+    plan, cfg = plan_step(config, work_dir, data_root, cfg_options)
+    if plan.trains == 'segmentor':
+        check_checkpoint_classes(checkpoint, plan.classes_per_step)
     cfg.launcher = launcher
     cfg.load_from = checkpoint
-    cfg.custom_hooks = [h for h in cfg.get('custom_hooks', [])
-                        if h.get('type') != 'IncrementalStepHook']
+    # the IncrementalStepHook stays: it acts in before_train only, which testing never calls
     if out is not None:
         if osp.isdir(out) and os.listdir(out):
             print_log(f'--out {out} is not empty; files of the same name are replaced',

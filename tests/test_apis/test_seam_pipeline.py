@@ -12,17 +12,18 @@ from mmengine.config import Config
 from mmseg.registry import MODELS
 from PIL import Image
 
-from mmincseg.apis import load_step_config, run_incremental
-from mmincseg.apis.seam import (load_seam_config, make_pseudo_labels, visualize_cams,
-                                weak_step_hooks)
+from mmincseg.apis import load_step_config, plan_step, run_incremental
+from mmincseg.apis.seam import load_seam_config, make_pseudo_labels, visualize_cams
 from mmincseg.tasks import IGNORE_INDEX
 from loader_options import NO_WORKERS
 
 SEAM_CONFIG = 'configs/seam/seam_r18_toyvoc_15-5.py'
 WEAK_CONFIG = 'configs/mib_seam/bisenet_r18_toyvoc_15-5_step0.py'
 STEP1 = {'incremental.step': 1}
-# A tiny, fast SEAMNet: narrow ResNet-18, single-scale inference.
+# A tiny, fast SEAMNet: narrow ResNet-18 (so no toy-pretrained R18 file fits it: random init),
+# single-scale inference.
 TINY_SEAM = {'model.backbone.base_channels': 16, 'model.backbone.stem_channels': 16,
+             'model.backbone.init_cfg': None,
              'model.test_cfg.scales': (1.0, ), 'model.test_cfg.flip': False}
 
 
@@ -108,8 +109,10 @@ def test_weak_config_inserts_pseudo_labels_after_annotations(tmp_path):
     loader = [t for t in joint.train_dataloader.dataset.pipeline
               if t['type'] == 'LoadPseudoLabel'][0]
     assert loader['classes'] == list(range(21))
-    assert weak_step_hooks(WEAK_CONFIG) and not weak_step_hooks(
-        'configs/mib/bisenet_r18_toyvoc_15-5_step0.py')
+    assert plan_step(WEAK_CONFIG, str(tmp_path), step=1)[0].needs_pseudo_labels
+    assert not plan_step(WEAK_CONFIG, str(tmp_path), step=0)[0].needs_pseudo_labels
+    assert not plan_step('configs/mib/bisenet_r18_toyvoc_15-5_step0.py', str(tmp_path),
+                         step=1)[0].needs_pseudo_labels
 
 
 # -------------------------------------------------------------------------- pseudo-labels
@@ -183,7 +186,7 @@ def test_checkpoint_of_other_classes_is_a_clear_error(toy_voc, tmp_path):
     assert ckpt in str(e.value) and '[0, 16]' in str(e.value)
     # right classes, other backbone width
     ckpt = _save_seam(str(tmp_path / 'seam_wide.pth'), toy_voc,
-                      **{'model.backbone.base_channels': 32})
+                      **{'model.backbone.base_channels': 32, 'model.backbone.init_cfg': None})
     with pytest.raises(ValueError, match='does not fit the model') as e:
         _make(toy_voc, ckpt, tmp_path / 'pl')
     assert ckpt in str(e.value)
@@ -222,14 +225,14 @@ def test_visualize_cams(toy_voc, seam_checkpoint, tmp_path):
 # ----------------------------------------------------------------------------- end to end
 @pytest.mark.slow
 def test_weak_run_end_to_end(toy_voc, tmp_path):
-    """SEAM (1 epoch) -> pseudo-labels -> MiB step 1 trained on them, by the run chain."""
+    """SEAM (1 epoch) -> pseudo-labels -> MiB step 1 trained on them, by ``run_incremental``
+    alone (no wiring by the caller)."""
     work = str(tmp_path / 'run')
     seam_options = dict(TINY_SEAM, **{'train_cfg.max_epochs': 1})
     options = dict(NO_WORKERS, **{'train_cfg.max_epochs': 1,
                                   'incremental.seam.cfg_options': seam_options})
     config = WEAK_CONFIG
-    summary = run_incremental(config, work, data_root=toy_voc, cfg_options=options,
-                              step_hooks=weak_step_hooks(config, toy_voc, options))
+    summary = run_incremental(config, work, data_root=toy_voc, cfg_options=options)
     assert [s['step'] for s in summary['steps']] == [0, 1]
     assert summary['labels'] == 'seam'
     step1 = osp.join(work, 'step1')

@@ -97,7 +97,8 @@ def test_missing_previous_checkpoint_says_how_to_fix(tmp_path, toy_voc, prepare_
     runner = RUNNERS.build(cfg)
     with pytest.raises(FileNotFoundError, match=r'step0.*Train the previous step first'):
         prepare_runner(runner)
-    assert isinstance(IncrementalStepHook(prev_checkpoint='x'), IncrementalStepHook)
+    assert isinstance(IncrementalStepHook(prev_checkpoint='x', teacher_model={}),
+                      IncrementalStepHook)
 
 
 def test_channels_last_hook_converts_student_and_teacher(run_dir, toy_voc, prepare_runner):

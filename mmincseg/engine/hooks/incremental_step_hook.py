@@ -2,7 +2,7 @@
 import copy
 import os.path as osp
 import pickle
-from typing import Optional
+from typing import Sequence
 
 import torch
 import torch.nn as nn
@@ -53,11 +53,13 @@ def read_checkpoint(path: str) -> dict:
             'incremental.prev_checkpoint=PATH to a valid .pth file.') from e
 
 
-def load_teacher(model_cfg: dict, prev_checkpoint: str, classes_per_step: list) -> nn.Module:
-    """Build the step t-1 model and load ``prev_checkpoint`` into it, strictly.
+def teacher_model_config(model_cfg: dict, classes_per_step: Sequence[int]) -> dict:
+    """The config of the step t-1 model (the teacher) from the step-t student's model config.
 
-    Raises:
-        ValueError: the checkpoint does not fit the previous step (other split, class count).
+    The same model with the classifiers of steps 0..t-1 (``classes_per_step``), no distillation
+    losses of its own, and no weight initialisation (its weights come from the previous-step
+    checkpoint, so no pretrained file is read). The resolver computes it and gives it to
+    :class:`IncrementalStepHook` as ``teacher_model``.
     """
     cfg = copy.deepcopy(model_cfg)
     cfg.update(classes_per_step=list(classes_per_step), distill_loss=None,
@@ -66,7 +68,18 @@ def load_teacher(model_cfg: dict, prev_checkpoint: str, classes_per_step: list) 
     cfg.get('backbone', {}).pop('init_cfg', None)  # weights come from the checkpoint
     if 'pretrained' in cfg:
         cfg['pretrained'] = None
-    teacher = MODELS.build(cfg)
+    return cfg
+
+
+def build_teacher(teacher_model: dict, prev_checkpoint: str) -> nn.Module:
+    """Build the step t-1 model of ``teacher_model`` (:func:`teacher_model_config`) and load
+    ``prev_checkpoint`` into it, strictly.
+
+    Raises:
+        ValueError: the checkpoint does not fit the previous step (other split, class count).
+    """
+    classes_per_step = list(teacher_model.get('classes_per_step') or [])
+    teacher = MODELS.build(copy.deepcopy(teacher_model))
     ckpt = read_checkpoint(prev_checkpoint)
     state = unwrap_state_dict(ckpt)
     expected = teacher.state_dict()
@@ -75,16 +88,27 @@ def load_teacher(model_cfg: dict, prev_checkpoint: str, classes_per_step: list) 
             raise ValueError(
                 f'previous-step checkpoint {prev_checkpoint} does not match the previous step: '
                 f'{key} has shape {tuple(state[key].shape)}, expected {tuple(value.shape)} '
-                f'(classes per step {list(classes_per_step)}). It was trained for another split '
+                f'(classes per step {classes_per_step}). It was trained for another split '
                 'or step: check incremental.task/step or incremental.prev_checkpoint.')
     missing, unexpected = teacher.load_state_dict(state, strict=False)
     missing = [k for k in missing if 'num_batches_tracked' not in k]
     if missing or unexpected:
         raise ValueError(
             f'previous-step checkpoint {prev_checkpoint} does not fit the step-{len(classes_per_step) - 1} '
-            f'model (classes per step {list(classes_per_step)}): missing keys {missing[:5]}, '
+            f'model (classes per step {classes_per_step}): missing keys {missing[:5]}, '
             f'unexpected keys {unexpected[:5]}. Check incremental.task/step/prev_checkpoint.')
     return teacher
+
+
+def load_teacher(model_cfg: dict, prev_checkpoint: str, classes_per_step: list) -> nn.Module:
+    """Build the step t-1 model from the student's ``model_cfg`` and load ``prev_checkpoint``.
+
+    :func:`teacher_model_config` then :func:`build_teacher`.
+
+    Raises:
+        ValueError: the checkpoint does not fit the previous step (other split, class count).
+    """
+    return build_teacher(teacher_model_config(model_cfg, classes_per_step), prev_checkpoint)
 
 
 @HOOKS.register_module()
@@ -98,13 +122,17 @@ class IncrementalStepHook(Hook):
 
     Args:
         prev_checkpoint (str): Previous-step checkpoint file or step directory.
+        teacher_model (dict): Config of the step t-1 model, as the resolver writes it
+            (:func:`teacher_model_config` of the student's model).
         init_novel (bool): MiB initialisation of the new rows (else they keep their random init).
     """
 
     priority = 'VERY_HIGH'
 
-    def __init__(self, prev_checkpoint: str, init_novel: bool = True) -> None:
+    def __init__(self, prev_checkpoint: str, teacher_model: dict,
+                 init_novel: bool = True) -> None:
         self.prev_checkpoint = prev_checkpoint
+        self.teacher_model = teacher_model
         self.init_novel = init_novel
 
     def before_train(self, runner) -> None:
@@ -112,8 +140,15 @@ class IncrementalStepHook(Hook):
         classes_per_step = list(model.classes_per_step)
         if len(classes_per_step) < 2:
             raise ValueError('IncrementalStepHook is for steps > 0; the model has one step')
+        teacher_steps = list(self.teacher_model.get('classes_per_step') or [])
+        if teacher_steps != classes_per_step[:-1]:
+            raise ValueError(
+                f'IncrementalStepHook: teacher_model has classes per step {teacher_steps}, the '
+                f'student {classes_per_step} needs {classes_per_step[:-1]}. The resolver writes '
+                'both from the incremental block: resolve the config again instead of editing '
+                'model.classes_per_step or the hook by hand.')
         ckpt_file = find_last_checkpoint(self.prev_checkpoint)
-        teacher = load_teacher(runner.cfg.model, ckpt_file, classes_per_step[:-1])
+        teacher = build_teacher(self.teacher_model, ckpt_file)
         device = next(model.parameters()).device
         teacher.to(device)
         resumed = runner.iter > 0
