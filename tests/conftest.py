@@ -24,6 +24,26 @@ def mmseg_scope():
         yield
 
 
+#: The recipe the tests' stand-in toy checkpoints are trained with (seconds, not minutes).
+TINY_PRETRAINING = dict(num_images=64, image_size=32, epochs=1, num_val=0, batch_size=16)
+
+
+@pytest.fixture(scope='session', autouse=True)
+def toy_pretrained_stand_ins():
+    """Toy configs load ``mmincseg-toy://resnet*_v1c`` (the default recipe: minutes on a CPU).
+    In the tests' own cache (``MMINCSEG_CACHE`` above), the default recipe's file of each
+    architecture is a real checkpoint of the same layout trained by the same code on the tiny
+    recipe, made once; the full-load check of init_weights runs on it unchanged. The tests of
+    the pretraining itself (test_toy_pretrain.py) use their own, empty cache."""
+    from mmincseg.apis.toy_pretrain import (ARCHITECTURES, toy_pretrained_path,
+                                            train_toy_pretrained)
+    for arch in ARCHITECTURES:
+        path = toy_pretrained_path(None, arch)
+        if not osp.isfile(path):
+            train_toy_pretrained(path, TINY_PRETRAINING, arch)
+    yield
+
+
 @pytest.fixture(scope='session')
 def repo_root() -> str:
     return REPO

@@ -43,13 +43,15 @@ except ImportError:  # pragma: no cover
     fcntl = None
 
 SCHEME = 'mmincseg-toy://'
-#: Architectures the scheme makes: name -> mmseg backbone config.
+#: Architectures the scheme makes: name -> mmseg backbone config (the layouts of
+#: ``open-mmlab://resnet{18,50,101}_v1c``).
 ARCHITECTURES: Dict[str, dict] = {
-    'resnet18_v1c': dict(type='ResNetV1c', depth=18, in_channels=3, num_stages=4,
-                         out_indices=(3, ), norm_cfg=dict(type='BN', requires_grad=True),
-                         norm_eval=False, style='pytorch', contract_dilation=True),
+    f'resnet{depth}_v1c': dict(type='ResNetV1c', depth=depth, in_channels=3, num_stages=4,
+                               out_indices=(3, ), norm_cfg=dict(type='BN', requires_grad=True),
+                               norm_eval=False, style='pytorch', contract_dilation=True)
+    for depth in (18, 50, 101)
 }
-FEATURE_CHANNELS = {'resnet18_v1c': 512}
+FEATURE_CHANNELS = {'resnet18_v1c': 512, 'resnet50_v1c': 2048, 'resnet101_v1c': 2048}
 #: What the default toy checkpoint is trained with (measured: see README, toy pretraining).
 DEFAULT_RECIPE = dict(image_size=64, num_images=4000, num_val=500, epochs=6, lr=0.1,
                       weight_decay=5e-4, batch_size=64, seed=0)

@@ -13,12 +13,15 @@ with ``--data-root out_dir`` and no download:
 
 Each of the 20 object classes is a (shape, texture) pair (:data:`TOY_CLASS_STYLES`); every shape
 and every texture is shared by several classes. An object's main colour is its class's palette
-colour, jittered per instance (:data:`TOY_CLASS_COLOURS`); each palette colour belongs to one or
-two classes and is also used by backgrounds and distractors, so colour narrows a class down but
-never identifies it alone: shape and texture tell classes apart (as in VOC, where colour is a cue
-but not an identity). Backgrounds are cluttered with
-gradients, noise and textured distractor blobs and lines, which are labelled background. Objects
-occlude each other and a 2-pixel void band (255) covers every object border, as in VOC.
+colour, jittered per instance (:data:`TOY_CLASS_COLOURS`, one palette colour per class); the same
+colours paint backgrounds and distractors, so colour is a strong cue of which class an object is
+(as in VOC) but never tells an object from the clutter alone. Backgrounds are cluttered with
+gradients, noise, plain distractor blobs, lines and arcs, which are labelled background. Objects occlude each other and a 2-pixel void band (255) covers every object border,
+as in VOC. Scene version 5 (:data:`TOY_RENDER_VERSION`) has larger objects, one colour per class
+(a texture's second tone is a shade of it), fewer distractors and plain, muted distractor blobs
+(version 2 shared colours between classes, drew textures in two class colours and painted the
+distractors with class textures), calibrated so that a toy-pretrained BiSeNet-R18 learns the
+classes as ImageNet-pretrained models learn VOC's (docs/results.md).
 
 Everything is drawn with numpy, OpenCV and Pillow (no mmseg/mmcv), from random generators seeded
 per image, so the same arguments give byte-identical files.
@@ -41,7 +44,7 @@ TOY_VOC_FORMAT = 'mmincseg-toy-voc'
 TOY_VOC_VERSION = 3
 #: Bumped whenever :func:`render_toy_sample` draws differently for the same random stream (what the
 #: toy pretraining's images depend on; the dataset layout has its own TOY_VOC_VERSION).
-TOY_RENDER_VERSION = 2
+TOY_RENDER_VERSION = 5
 TOY_VOC_MARKER = 'toy_voc.json'
 SPLITS = ('train', 'val', 'test')
 
@@ -63,21 +66,22 @@ TOY_CLASS_STYLES: Dict[str, Tuple[str, str]] = dict(zip(VOC_CLASSES[1:], [
     ('crescent', 'stripes'), ('crescent', 'checker'),
 ]))
 
-# Colours shared by objects, distractors and backgrounds.
+# Colours shared by objects, distractors and backgrounds: one per class, all far apart.
 _PALETTE = np.array([
     (220, 40, 40), (40, 170, 60), (40, 80, 210), (235, 210, 50), (40, 200, 210), (200, 60, 190),
     (240, 140, 30), (120, 60, 170), (235, 235, 235), (128, 128, 128), (120, 80, 40), (25, 25, 25),
-    (150, 200, 90), (240, 150, 170)], dtype=np.float32)
+    (150, 210, 90), (240, 150, 170), (0, 110, 110), (130, 0, 30), (170, 170, 255),
+    (255, 230, 160), (90, 110, 20), (20, 30, 100)], dtype=np.float32)
 
-# Class id -> palette index of its main colour. Classes sharing a colour differ in shape and
-# texture; classes sharing a shape or texture mostly differ in colour.
-TOY_CLASS_COLOURS: Dict[int, int] = {c: (c * 5) % 14 for c in range(1, 21)}
+# Class id -> palette index of its main colour (a bijection; classes sharing a shape or a texture
+# get colours far apart in the palette's order).
+TOY_CLASS_COLOURS: Dict[int, int] = {c: (c * 7) % 20 for c in range(1, 21)}
 # Unit-radius shape areas are 1.1 (diamond) to 3.1 (circle); scaling radii by (pi / area) ** 0.25
 # brings the pixel share of the smallest shape to ~2/3 of the largest.
 _SHAPE_SCALE = {'circle': 1.0, 'square': 1.08, 'triangle': 1.24, 'star': 1.23, 'cross': 1.1,
                 'ring': 1.09, 'diamond': 1.28, 'hexagon': 1.05, 'ellipse': 1.17, 'crescent': 1.22}
-_NUM_OBJECTS = (1, 2, 3, 4)
-_NUM_OBJECTS_P = (0.3, 0.3, 0.25, 0.15)
+_NUM_OBJECTS = (1, 2, 3)
+_NUM_OBJECTS_P = (0.35, 0.4, 0.25)
 _MIN_VISIBLE = 0.4  # an occluded object keeps at least this share of its area
 _IMAGE_STREAM = 0x1A6E  # separates per-image random streams from per-block ones
 _BLOCK_STREAM = 0xB10C
@@ -235,9 +239,9 @@ def _background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     img += cv2.resize(coarse.astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
 
     side = np.sqrt(h * w)
-    for _ in range(int(rng.integers(2, 7))):
+    for _ in range(int(rng.integers(1, 5))):
         kind = rng.choice(3, p=(0.5, 0.3, 0.2))
-        if kind == 0:  # wavy blob with any texture; never one of the class shapes
+        if kind == 0:  # wavy blob, plain or shaded, in a muted colour; never a class shape
             radius = rng.uniform(0.04, 0.18) * side
             n = 40
             theta = np.linspace(0, 2 * np.pi, n, endpoint=False)
@@ -248,9 +252,11 @@ def _background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
             centre = rng.uniform((0, 0), (w, h))
             angle = rng.uniform(0, 2 * np.pi)
             mask = _fill_mask(h, w, [poly], [], centre, radius, angle)
-            colour = _random_colour(rng)
-            _paint(rng, img, mask, TEXTURES[rng.integers(len(TEXTURES))], centre, radius, angle,
-                   colour, _contrasting_colour(rng, colour))
+            grey = rng.uniform(60, 190)
+            colour = 0.5 * _random_colour(rng) + 0.5 * grey
+            texture = ('solid', 'gradient')[rng.integers(2)]
+            _paint(rng, img, mask, texture, centre, radius, angle, colour,
+                   0.5 * _contrasting_colour(rng, colour) + 0.5 * grey)
         elif kind == 1:  # polyline
             pts = np.cumsum(rng.normal(0, 0.25 * side, (int(rng.integers(2, 6)), 2)), 0)
             pts += rng.uniform((0, 0), (w, h))
@@ -291,9 +297,9 @@ def render_toy_sample(rng: np.random.Generator, size: int,
     for cls in classes:
         shape, texture = TOY_CLASS_STYLES[VOC_CLASSES[cls]]
         for _ in range(10):
-            # area-uniform radius for diameters of 18%-66% of the side, then partly equalise the
+            # area-uniform radius for diameters of 24%-72% of the side, then partly equalise the
             # areas of thin and round shapes
-            radius = np.sqrt(rng.uniform(0.09**2, 0.33**2)) * side * _SHAPE_SCALE[shape]
+            radius = np.sqrt(rng.uniform(0.12**2, 0.36**2)) * side * _SHAPE_SCALE[shape]
             radius = max(radius, 7.0)
             centre = rng.uniform((0.1 * w, 0.1 * h), (0.9 * w, 0.9 * h))
             angle = rng.uniform(0, 2 * np.pi)
@@ -309,8 +315,11 @@ def render_toy_sample(rng: np.random.Generator, size: int,
             continue
         colour = np.clip(_PALETTE[TOY_CLASS_COLOURS[cls]] + rng.uniform(-25, 25, 3), 0,
                          255).astype(np.float32)
+        # the texture's second tone is a dark or light shade of the class colour (never another
+        # class's colour), so every pixel of an object carries its class's hue
+        shade = 0.35 if colour.mean() > 100 else 2.2
         _paint(rng, img, mask, texture, centre, radius, angle, colour,
-               _contrasting_colour(rng, colour))
+               np.clip(colour * shade + (0 if shade < 1 else 30), 0, 255))
         instance_classes.append(cls)
         areas.append(area)
         instances[mask > 0] = len(areas)
@@ -329,7 +338,7 @@ def render_toy_sample(rng: np.random.Generator, size: int,
 
 
 def _sample_classes(seed: int, split_id: int, position: int, rng: np.random.Generator) -> List[int]:
-    """Object classes of one image: a balanced primary class plus 0-3 random ones, shuffled."""
+    """Object classes of one image: a balanced primary class plus 0-2 random ones, shuffled."""
     block = np.random.default_rng([seed, _BLOCK_STREAM, split_id, position // 20])
     primary = int(block.permutation(20)[position % 20]) + 1
     count = int(rng.choice(_NUM_OBJECTS, p=_NUM_OBJECTS_P))

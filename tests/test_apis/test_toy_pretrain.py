@@ -50,12 +50,12 @@ def test_cache_key_depends_on_recipe(cache):
 
 
 def test_scheme_builds_on_first_use_and_loads_completely_into_bisenet(cache):
-    """BiSeNet from configs/_base_/models/toy_r18_pretrained.py: init_weights trains the tiny
+    """BiSeNet from configs/_base_/models/toy_r18.py: init_weights trains the tiny
     recipe (first use), loads it, and the segmentor's full-load check passes."""
     from mmseg.registry import MODELS
     path = toy_pretrained_path(TINY)
     assert not osp.exists(path)
-    cfg = Config.fromfile(osp.join(ROOT, 'configs/_base_/models/toy_r18_pretrained.py'))
+    cfg = Config.fromfile(osp.join(ROOT, 'configs/_base_/models/toy_r18.py'))
     init_cfg = cfg.model.backbone.backbone_cfg.init_cfg
     assert init_cfg == dict(type='Pretrained', checkpoint=SCHEME + 'resnet18_v1c')
     init_cfg.checkpoint = TINY_URL

@@ -1,3 +1,5 @@
-# DeepLabV3+ R101 for the CPU toy runs: no ImageNet weights (none can be downloaded here).
+# DeepLabV3+ R101 for the toy runs: fine-tuned from the toy "ImageNet" ResNetV1c-101
+# (mmincseg-toy://resnet101_v1c, made once on first use and cached; see toy_r18.py) as the VOC
+# config is from open-mmlab://resnet101_v1c.
 _base_ = ['./deeplabv3plus_r101.py']
-model = dict(pretrained=None)
+model = dict(pretrained='mmincseg-toy://resnet101_v1c')
