@@ -6,18 +6,36 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 D=${DATA:-data/toyvoc}
-W=${WORK:-work_dirs/toy}
 WHAT=${1:-all}
+# SEED=k (training seed: randomness.seed of every run) writes into work_dirs/toy/seed<k>; seed 0
+# (the default) into work_dirs/toy. `table2-seeds` runs table2 for seeds 0 1 2 and writes the
+# mean +- std tables.
+SEED=${SEED:-0}
+if [ "$SEED" = 0 ]; then W=${WORK:-work_dirs/toy}; else W=${WORK:-work_dirs/toy/seed$SEED}; fi
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 mkdir -p "$W"
 # (re)written in place every time (deterministic, ~15 s): an older toy version is replaced
 $PY tools/make_toy_voc.py --out "$D" --seed 0 > /dev/null
 
-run() { $PY tools/run_incremental.py "$@" --data-root "$D"; }
+run() { $PY tools/run_incremental.py "$@" --data-root "$D" --cfg-options randomness.seed=$SEED; }
 # Steps > 0 train STEP_EPOCHS (default 15) epochs on the CPU budget; step 0 and Joint the toy
 # schedule's 30. (Only steps > 0 run with these options: step 0 is reused with --step0.)
 E_STEP=${STEP_EPOCHS:-15}
 STEP_OPTS="train_cfg.max_epochs=$E_STEP param_scheduler.0.end=$E_STEP"
+
+if [ "$WHAT" = table2-seeds ]; then
+  for k in 0 1 2; do SEED=$k bash "$0" table2; done
+  T=work_dirs/toy
+  for split in 15-5 15-1; do
+    runs=(); names=()
+    for m in ft lwf ilt mib; do
+      for dir in "$T" "$T/seed1" "$T/seed2"; do runs+=("$dir/${m}_$split"); names+=("$m"); done
+    done
+    for dir in "$T" "$T/seed1" "$T/seed2"; do runs+=("$dir/joint_15-5"); names+=(joint); done
+    $PY tools/summarize_results.py "${runs[@]}" --names "${names[@]}" --md "$T/table2_${split}_seeds.md"
+  done
+  exit 0
+fi
 
 if [ "$WHAT" = table2 ] || [ "$WHAT" = all ]; then
   # Step 0 (classes 0-15) is the same for FT, LwF, ILT, MiB and for 15-5 / 15-1: train it once,
