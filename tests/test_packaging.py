@@ -55,7 +55,7 @@ def test_mim_train_and_test_a_step(installed, toy_voc, tmp_path):
     _mim(installed, str(tmp_path), 'train', 'mmincseg', config, '--work-dir', work,
          '--data-root', toy_voc, '--cfg-options', *FAST)
     with open(osp.join(work, 'step0', 'step_result.json')) as f:
-        trained = json.load(f)['metrics']['mIoU']
+        trained = json.load(f)['test_metrics']['mIoU']  # mim test scores the test split
     with open(osp.join(work, 'step0', 'last_checkpoint')) as f:
         checkpoint = f.read().strip()
     proc = _mim(installed, str(tmp_path), 'test', 'mmincseg', config, '--checkpoint', checkpoint,

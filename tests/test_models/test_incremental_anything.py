@@ -26,7 +26,10 @@ CONFIG = osp.join(REPO, 'configs/{method}/{model}_toyvoc_15-5_step0.py')
 STEP1 = {'incremental.step': 1}
 FAST = {'train_cfg.max_epochs': 1, 'param_scheduler.0.end': 1, 'train_dataloader.batch_size': 8,
         **NO_WORKERS}
-RESNET18 = {'model.backbone.depth': 18, 'model.decode_head.in_channels': 512,
+# (the toy R101 configs name mmincseg-toy://resnet101_v1c; at depth 18 the R18 file of the same
+# layout is loaded, so the full-load check runs)
+RESNET18 = {'model.backbone.depth': 18, 'model.pretrained': 'mmincseg-toy://resnet18_v1c',
+            'model.decode_head.in_channels': 512,
             'model.decode_head.channels': 16, 'model.auxiliary_head.in_channels': 256,
             'model.auxiliary_head.channels': 16}
 # Same heads and segmentor as the real configs, small enough for a 2-core CPU.
@@ -96,11 +99,14 @@ def test_every_config_of_the_model_resolves(model):
         assert cfg.model.data_preprocessor.size_divisor == 32
         hooks = [h.type for h in cfg.custom_hooks]
         assert ('IncrementalStepHook' in hooks) == (inc['step'] > 0)
-        if '_voc_' in f:  # real VOC: ImageNet weights named, toy: none
-            assert cfg.model.get('pretrained') or cfg.model.backbone.get('init_cfg') or \
-                model == 'bisenetv2'
-        else:
-            assert not cfg.model.get('pretrained') and not cfg.model.backbone.get('init_cfg')
+        named = cfg.model.get('pretrained') or (cfg.model.backbone.get('init_cfg') or {}).get(
+            'checkpoint')
+        if '_voc_' in f:  # real VOC: ImageNet weights named
+            assert named or model == 'bisenetv2'
+        elif model.endswith('_r101'):  # toy ResNets: the toy-pretrained file of their depth
+            assert named == 'mmincseg-toy://resnet101_v1c'
+        else:  # no toy pretraining of MiT / BiSeNetV2 backbones: from scratch
+            assert not named
 
 
 @pytest.fixture(scope='module')

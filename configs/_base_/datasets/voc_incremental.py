@@ -36,13 +36,10 @@ full_image_test_pipeline = [
     dict(type='CheckSegSample'),  # mask fits its image (mmincseg)
     dict(type='PackSegInputs')
 ]
-# Incomplete last batches are dropped, as MiB's loader does (drop_last=True): a last batch of one
-# image would also break BatchNorm on the context path's 1x1 pooled features.
 train_dataloader = dict(
     batch_size=16,
     num_workers=4,
     persistent_workers=True,
-    drop_last=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(
         type=dataset_type,
