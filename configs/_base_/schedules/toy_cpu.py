@@ -1,6 +1,6 @@
 # CPU-sized schedule for the synthetic toy VOC: the seed's optimiser (SGD, momentum 0.9,
 # Nesterov, poly decay) with a higher step-0 lr: 0.05 beat 0.01 when fine-tuning the toy-pretrained
-# R18 (toy val, docs/results.md). Steps > 0 use lr x incremental.lr_factor (0.1).
+# R18 (scene version 2, toy val; docs/results.md). Steps > 0 use lr x incremental.lr_factor (0.1).
 _base_ = ['./voc_30e.py']
 max_epochs = 30
 optim_wrapper = dict(optimizer=dict(lr=0.05))
