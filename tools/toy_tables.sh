@@ -7,11 +7,12 @@ cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 D=${DATA:-data/toyvoc}
 WHAT=${1:-all}
-# SEED=k (training seed: randomness.seed of every run) writes into work_dirs/toy/seed<k>; seed 0
-# (the default) into work_dirs/toy. `table2-seeds` runs table2 for seeds 0 1 2 and writes the
-# mean +- std tables.
+# SEED=k (training seed: randomness.seed of every run) writes into $WORK/seed<k>; seed 0 (the
+# default) into $WORK itself (WORK defaults to work_dirs/toy). `table2-seeds` runs table2 for
+# seeds 0 1 2 and writes the mean +- std tables into $WORK.
 SEED=${SEED:-0}
-if [ "$SEED" = 0 ]; then W=${WORK:-work_dirs/toy}; else W=${WORK:-work_dirs/toy/seed$SEED}; fi
+BASE=${WORK:-work_dirs/toy}
+if [ "$SEED" = 0 ]; then W=$BASE; else W=$BASE/seed$SEED; fi
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 mkdir -p "$W"
 # (re)written in place every time (deterministic, ~15 s): an older toy version is replaced
@@ -25,7 +26,7 @@ STEP_OPTS="train_cfg.max_epochs=$E_STEP param_scheduler.0.end=$E_STEP"
 
 if [ "$WHAT" = table2-seeds ]; then
   for k in 0 1 2; do SEED=$k bash "$0" table2; done
-  T=work_dirs/toy
+  T=$BASE
   for split in 15-5 15-1; do
     runs=(); names=()
     for m in ft lwf ilt mib; do

@@ -163,6 +163,12 @@ def resolve_config_path(path: str, relative_to: Optional[str] = None) -> str:
                             'an absolute one.')
 
 
+def missing_seam_config(source: str) -> ValueError:
+    """The error of a weak block (``labels='seam'``) that names no SEAM config."""
+    return ValueError(f"{source}: incremental.labels='seam' needs the SEAM config of its steps: "
+                      "incremental.seam=dict(config='configs/seam/<seam config>.py')")
+
+
 def seam_of_step(inc: dict, source: str, step: int) -> Tuple[str, dict]:
     """The SEAM config of a weak block's step and the overrides that pin it to that step.
 
@@ -176,8 +182,7 @@ def seam_of_step(inc: dict, source: str, step: int) -> Tuple[str, dict]:
     """
     seam = inc.get('seam')
     if not isinstance(seam, dict) or not seam.get('config'):
-        raise ValueError(f"{source}: incremental.labels='seam' needs the SEAM config of its steps: "
-                         "incremental.seam=dict(config='configs/seam/<seam config>.py')")
+        raise missing_seam_config(source)
     unknown = set(seam) - {'config', 'cfg_options'}
     if unknown:
         raise ValueError(f'{source}: unknown incremental.seam keys {sorted(unknown)}; valid: '
@@ -418,9 +423,9 @@ def has_held_out_test(cfg: Config) -> bool:
     """Whether the config's test split is another image list than its val split (the toy's
     held-out ``test.txt``; VOC's test loader is its val loader, whose masks are public)."""
     try:
-        val = cfg.val_dataloader.dataset
-        test = cfg.test_dataloader.dataset
-    except AttributeError:
+        val = inner_dataset(cfg, 'val_dataloader')
+        test = inner_dataset(cfg, 'test_dataloader')
+    except ValueError:  # no such loader, or no dataset with a pipeline in it
         return False
     return (test.get('ann_file'), test.get('data_root')) != (val.get('ann_file'),
                                                               val.get('data_root'))

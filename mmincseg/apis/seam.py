@@ -30,7 +30,7 @@ from .. import tasks
 from ..utils.checkpoint import checkpoint_record, unwrap_state_dict
 from ..utils.io import atomic_write
 from .config import (SKIP_VALIDATION, check_incremental, inner_dataset,  # noqa: F401
-                     resolve_config_path, seam_of_step)
+                     missing_seam_config, resolve_config_path, seam_of_step)
 from .plan import StepPlan, plan_step
 from .results import PSEUDO_LABEL_METRICS_FILE
 from .train import load_step_config, step_is_finished, train_resolved
@@ -335,8 +335,7 @@ def make_step_pseudo_labels(plan: StepPlan,
     if not plan.needs_pseudo_labels:
         return None
     if plan.seam_config is None:
-        raise ValueError(f"{plan.config}: incremental.labels='seam' needs the SEAM config of its "
-                         "steps: incremental.seam=dict(config='configs/seam/<seam config>.py')")
+        raise missing_seam_config(plan.config)
     seam_plan, seam_cfg = plan_step(plan.seam_config, work_dir=plan.run_dir, data_root=data_root,
                                     cfg_options=plan.seam_cfg_options)
     if seam_plan.trains != 'seam' or seam_plan.work_dir != plan.seam_dir:

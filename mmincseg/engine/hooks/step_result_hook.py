@@ -19,6 +19,12 @@ def _clean(value):
     return value
 
 
+def _clean_metrics(metrics: Optional[dict]) -> dict:
+    """Metrics as JSON-ready values: numbers as float, NaN as None."""
+    return {k: _clean(float(v)) if isinstance(v, (int, float)) else v
+            for k, v in (metrics or {}).items()}
+
+
 @HOOKS.register_module()
 class StepResultHook(Hook):
     """Keep the last validation metrics; after training write them with the training time.
@@ -46,8 +52,7 @@ class StepResultHook(Hook):
         self._start = time.time()
 
     def after_val_epoch(self, runner, metrics: Optional[dict] = None) -> None:
-        self.metrics = {k: _clean(float(v)) if isinstance(v, (int, float)) else v
-                        for k, v in (metrics or {}).items()}
+        self.metrics = _clean_metrics(metrics)
 
     def after_train(self, runner) -> None:
         seconds = round(time.time() - self._start, 1) if self._start else None
@@ -55,9 +60,7 @@ class StepResultHook(Hook):
         result.update(metrics=self.metrics, train_seconds=seconds, iters=runner.iter,
                       epochs=runner.epoch)
         if self.test:  # every rank runs the loop (its evaluator gathers across ranks)
-            metrics = runner.test_loop.run()
-            result['test_metrics'] = {k: _clean(float(v)) if isinstance(v, (int, float)) else v
-                                      for k, v in (metrics or {}).items()}
+            result['test_metrics'] = _clean_metrics(runner.test_loop.run())
         if not is_main_process():
             return
         with atomic_write(f'{runner.work_dir}/{RESULT_FILE}') as f:
