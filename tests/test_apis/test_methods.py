@@ -59,3 +59,26 @@ def test_a_new_recipe_reaches_the_resolved_config(monkeypatch):
         assert plan.method_settings['hooks'] == ['ProbeHook']
     assert plan.prev_checkpoint.endswith('step0')
     assert cfg.model.distill_loss == dict(type='LwFKDLoss', loss_weight=3.0)
+
+
+@pytest.mark.parametrize('method,weight', [('ewc', 500.0), ('pi', 500.0), ('rw', 100.0)])
+def test_importance_methods_run_their_hook_at_every_step(method, weight):
+    config = f'configs/{method}/bisenet_r18_toyvoc_15-5_step0.py'
+    for step in (0, 1):
+        plan, cfg = plan_step(config, RUN, step=step)
+        hooks = [h for h in cfg.custom_hooks if h['type'] == 'ParameterImportanceHook']
+        assert hooks == [dict(type='ParameterImportanceHook', method=method, loss_weight=weight,
+                              prev_checkpoint=plan.prev_checkpoint)]
+        assert cfg.model.distill_loss is None
+        assert cfg.model.decode_head.loss_decode.type == 'CrossEntropyLoss'
+    assert plan.prev_checkpoint.endswith('step0')
+
+
+def test_lwf_mc_uses_the_sigmoid_loss_at_every_step_and_distils_from_step_1():
+    config = 'configs/lwf_mc/bisenet_r18_toyvoc_15-1_step0.py'
+    for step in (0, 2):
+        _, cfg = plan_step(config, RUN, step=step)
+        heads = [cfg.model.decode_head, *cfg.model.auxiliary_head]
+        assert all(h.loss_decode == dict(type='OneHotBCELoss', loss_weight=1.0) for h in heads)
+        assert cfg.model.distill_loss == (
+            dict(type='LwFMCKDLoss', loss_weight=10.0) if step else None)
