@@ -252,7 +252,8 @@ def _head_cfgs(model: dict, source: str) -> List[dict]:
 
 
 def _set_head_loss(head: dict, method: dict, n_old: int) -> None:
-    """Set a head's segmentation loss for the method: one cross-entropy for every method.
+    """Set a head's segmentation loss for the method: one cross-entropy for every method
+    (or the recipe's ``seg_loss``, with the head's ``loss_weight``).
 
     MiB's unbiased CE averages over the non-ignored pixels; every other softmax cross-entropy
     (FT, LwF, ILT, Joint, every step 0) is mmseg's ``CrossEntropyLoss`` with
@@ -266,7 +267,9 @@ def _set_head_loss(head: dict, method: dict, n_old: int) -> None:
         loss = dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)
     if isinstance(loss, dict):
         weight = loss.get('loss_weight', 1.0)
-        if method['unbiased'] and n_old > 0:
+        if method.get('seg_loss'):
+            loss = dict(type=method['seg_loss'], loss_weight=weight)
+        elif method['unbiased'] and n_old > 0:
             loss = dict(type='UnbiasedCrossEntropyLoss', old_classes=n_old, loss_weight=weight)
         elif loss.get('type') == 'UnbiasedCrossEntropyLoss':
             loss = dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=weight)

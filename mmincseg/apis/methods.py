@@ -22,6 +22,9 @@ class Method:
         name (str): The ``incremental.method`` value.
         unbiased (bool): MiB's unbiased cross-entropy on every head at steps > 0 (else mmseg's
             cross-entropy, averaged over non-ignored pixels).
+        seg_loss (str, optional): Registered loss that replaces the cross-entropy of every head
+            at every step (LwF-MC: ``'OneHotBCELoss'``, MiB's sigmoid loss); the head's
+            ``loss_weight`` is kept. None: the cross-entropy of ``unbiased``.
         kd (str, optional): Registered loss between student and teacher logits (the segmentor's
             ``distill_loss``) at steps > 0.
         kd_weight (float, optional): Its ``loss_weight``.
@@ -43,6 +46,7 @@ class Method:
 
     name: str
     unbiased: bool = False
+    seg_loss: Optional[str] = None
     kd: Optional[str] = None
     kd_weight: Optional[float] = None
     kd_alpha: Optional[float] = None
@@ -56,7 +60,8 @@ class Method:
     def settings(self, inc: Optional[dict] = None) -> Dict[str, Any]:
         """The recipe as plain data, with the ``incremental`` block's overrides
         (:data:`OVERRIDABLE`); unset fields are left out."""
-        values = dict(unbiased=self.unbiased, kd=self.kd, kd_weight=self.kd_weight,
+        values = dict(unbiased=self.unbiased, seg_loss=self.seg_loss, kd=self.kd,
+                      kd_weight=self.kd_weight,
                       kd_alpha=self.kd_alpha, feat_kd_weight=self.feat_kd_weight,
                       init_novel=self.init_novel)
         for key in OVERRIDABLE:
@@ -111,6 +116,15 @@ METHODS: Dict[str, Method] = {
         # MiB-S (labels='seam'): the teacher keeps pseudo-labels off old objects
         Method('mib', unbiased=True, kd='UnbiasedKDLoss', kd_weight=10.0, kd_alpha=1.0,
                init_novel=True, weak_model=dict(old_class_veto=True)),
+        # every step sigmoid: one-hot BCE, old channels distilled towards the teacher's sigmoid
+        Method('lwf_mc', seg_loss='OneHotBCELoss', kd='LwFMCKDLoss', kd_weight=10.0),
+        # parameter importances accumulated at every step, penalised from step 1 on
+        Method('ewc', hooks=(dict(type='ParameterImportanceHook', method='ewc',
+                                  loss_weight=500.0), )),
+        Method('pi', hooks=(dict(type='ParameterImportanceHook', method='pi',
+                                 loss_weight=500.0), )),
+        Method('rw', hooks=(dict(type='ParameterImportanceHook', method='rw',
+                                 loss_weight=100.0), )),
         Method('joint', all_classes_at_once=True),
     )
 }

@@ -59,3 +59,46 @@ def test_a_new_recipe_reaches_the_resolved_config(monkeypatch):
         assert plan.method_settings['hooks'] == ['ProbeHook']
     assert plan.prev_checkpoint.endswith('step0')
     assert cfg.model.distill_loss == dict(type='LwFKDLoss', loss_weight=3.0)
+
+
+@pytest.mark.parametrize('method,weight', [('ewc', 500.0), ('pi', 500.0), ('rw', 100.0)])
+def test_importance_methods_run_their_hook_at_every_step(method, weight):
+    config = f'configs/{method}/bisenet_r18_toyvoc_15-5_step0.py'
+    for step in (0, 1):
+        plan, cfg = plan_step(config, RUN, step=step)
+        hooks = [h for h in cfg.custom_hooks if h['type'] == 'ParameterImportanceHook']
+        assert hooks == [dict(type='ParameterImportanceHook', method=method, loss_weight=weight,
+                              prev_checkpoint=plan.prev_checkpoint)]
+        assert cfg.model.distill_loss is None
+        assert cfg.model.decode_head.loss_decode.type == 'CrossEntropyLoss'
+    assert plan.prev_checkpoint.endswith('step0')
+
+
+def test_lwf_mc_uses_the_sigmoid_loss_at_every_step_and_distils_from_step_1():
+    config = 'configs/lwf_mc/bisenet_r18_toyvoc_15-1_step0.py'
+    for step in (0, 2):
+        _, cfg = plan_step(config, RUN, step=step)
+        heads = [cfg.model.decode_head, *cfg.model.auxiliary_head]
+        assert all(h.loss_decode == dict(type='OneHotBCELoss', loss_weight=1.0) for h in heads)
+        assert cfg.model.distill_loss == (
+            dict(type='LwFMCKDLoss', loss_weight=10.0) if step else None)
+
+
+@pytest.mark.slow
+def test_lwf_mc_trains_a_toy_15_1_step_with_sigmoid_losses(toy_voc, tmp_path):
+    import glob
+    import os.path as osp
+    import re
+
+    from mmincseg.apis import train_step
+    from loader_options import NO_WORKERS
+    config = 'configs/lwf_mc/bisenet_r18_toyvoc_15-1_step0.py'
+    fast = {'train_cfg.max_epochs': 1, 'train_dataloader.batch_size': 8,
+            'default_hooks.logger.interval': 1, **NO_WORKERS}
+    for step in (0, 1):
+        train_step(config, work_dir=str(tmp_path), data_root=toy_voc,
+                   cfg_options={**fast, 'incremental.step': step})
+        text = ''.join(open(p).read() for p in glob.glob(
+            osp.join(str(tmp_path), f'step{step}', '*', '*.log')))
+        assert re.search(r'decode\.loss_bce: [0-9.]+', text) and 'loss_ce' not in text
+        assert ('loss_kd: ' in text) == (step == 1)

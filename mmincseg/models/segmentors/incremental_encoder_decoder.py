@@ -129,7 +129,9 @@ class IncrementalEncoderDecoder(EncoderDecoder):
     Every head's ``conv_seg`` becomes an ``IncrementalClassifier`` (one 1x1 conv per step). The
     teacher (previous-step model, set by ``IncrementalStepHook``) is held outside the module tree:
     it is never in ``parameters()``, ``state_dict()`` or the optimizer, so a step-t checkpoint
-    loads into a plain step-t model. Its logits (and decode-head input features, for ILT) reach
+    loads into a plain step-t model. A parameter regularizer (EWC/PI/RW's penalty, set by
+    ``ParameterImportanceHook`` through :meth:`set_regularizer`) is held the same way; None by
+    default. Its logits (and decode-head input features, for ILT) reach
     the distillation losses, computed on the decode head's output before upsampling
     (``distill_at='logits'``) or at the label size (``distill_at='label'``, as MiB). Cells that
     batch padding made (outside a sample's image, :func:`padding_free_mask`) are left out of
@@ -198,6 +200,7 @@ class IncrementalEncoderDecoder(EncoderDecoder):
         self.distill_at = distill_at
         self.allow_partial_pretrained = allow_partial_pretrained
         self._teacher: List[nn.Module] = []  # a list keeps it out of the module tree
+        self._regularizer: List[nn.Module] = []  # as the teacher: never in state_dict()
 
     def init_weights(self) -> None:
         """mmengine's weight init, then a check that each ``Pretrained`` init it ran loaded every
@@ -247,6 +250,19 @@ class IncrementalEncoderDecoder(EncoderDecoder):
         if channels_last:
             teacher.to(memory_format=torch.channels_last)
         self._teacher.append(teacher)
+
+    @property
+    def regularizer(self) -> Optional[nn.Module]:
+        """The parameter penalty added to the losses (``ParameterPenaltyLoss``), or ``None``."""
+        return self._regularizer[0] if self._regularizer else None
+
+    def set_regularizer(self, regularizer: Optional[nn.Module]) -> None:
+        """Add ``regularizer(dict(self.named_parameters()))`` to the training losses as
+        ``regularizer.loss_name`` (``loss_reg``); None removes it. It stays out of the module
+        tree: not in ``parameters()``, ``state_dict()`` or the optimizer."""
+        self._regularizer.clear()
+        if regularizer is not None:
+            self._regularizer.append(regularizer)
 
     def train(self, mode: bool = True) -> 'IncrementalEncoderDecoder':
         """Switch the student's mode; the teacher stays in eval mode (frozen BN statistics)."""
@@ -342,8 +358,9 @@ class IncrementalEncoderDecoder(EncoderDecoder):
         :meth:`loss` is the forwards (teacher, backbone, heads) followed by this method, which
         is the only place the training losses are put together: with ``old_class_veto`` the
         pseudo-labels are first vetoed by ``old_logits`` (:meth:`veto_old_classes`, in place),
-        then each head's losses (:func:`head_loss_by_feat`) and the distillation terms
-        (:meth:`distillation_losses`) are computed. Speed measurements time it on recorded
+        then each head's losses (:func:`head_loss_by_feat`), the distillation terms
+        (:meth:`distillation_losses`) and the parameter penalty (:attr:`regularizer`, when set)
+        are computed. Speed measurements time it on recorded
         outputs (``tools/analysis_tools``).
 
         Args:
@@ -360,7 +377,8 @@ class IncrementalEncoderDecoder(EncoderDecoder):
 
         Returns:
             dict[str, Tensor]: ``decode.loss_*``, ``aux_<i>.loss_*`` (``aux.*`` for a single
-            head), ``loss_kd``, ``loss_feat_kd``, as configured, and the ``acc_seg`` of each head.
+            head), ``loss_kd``, ``loss_feat_kd``, ``loss_reg``, as configured, and the
+            ``acc_seg`` of each head.
         """
         aux_heads = self.named_heads()[1:]
         aux_logits = list(aux_logits or [])
@@ -380,6 +398,8 @@ class IncrementalEncoderDecoder(EncoderDecoder):
         if old_logits is not None:
             losses.update(self.distillation_losses(seg_logits, old_logits, data_samples,
                                                    batch_shape, new_feats, old_feats))
+        if self.regularizer is not None:
+            losses[self.regularizer.loss_name] = self.regularizer(dict(self.named_parameters()))
         return losses
 
     def loss(self, inputs: Tensor, data_samples: SampleList) -> dict:

@@ -228,3 +228,23 @@ def test_distill_at_is_checked():
     cfg.backbone.backbone_cfg.pop('init_cfg', None)
     with pytest.raises(ValueError, match="model.distill_at='pixels'"):
         MODELS.build(cfg)
+
+
+def test_set_regularizer_adds_loss_reg_and_stays_out_of_the_state_dict(seg_samples):
+    from mmincseg.models.losses import ParameterPenaltyLoss
+    model = _bisenet([16])
+    name = 'decode_head.conv_seg.classifiers.0.bias'
+    bias = dict(model.named_parameters())[name]
+    penalty = ParameterPenaltyLoss({name: torch.ones_like(bias)}, {name: bias.detach() - 1},
+                                   loss_weight=3.0)
+    keys = set(model.state_dict())
+    samples = seg_samples(torch.zeros(2, 32, 32, dtype=torch.long))
+    logits = torch.randn(2, 16, 4, 4)
+    aux = [torch.randn(2, 16, 4, 4) for _ in model.heads()[1:]]
+    assert 'loss_reg' not in model.losses_from_outputs(logits, aux, samples, (32, 32))
+    model.set_regularizer(penalty)
+    assert model.regularizer is penalty and set(model.state_dict()) == keys
+    losses = model.losses_from_outputs(logits, aux, samples, (32, 32))
+    assert losses['loss_reg'].item() == pytest.approx(3.0 * bias.numel())  # (1)^2 per value
+    model.set_regularizer(None)
+    assert model.regularizer is None
