@@ -1,9 +1,11 @@
 from .feature_distillation_loss import FeatureDistillationLoss, feature_distillation
 from .lwf_kd_loss import LwFKDLoss, lwf_kd
+from .pod_loss import LocalPODLoss, local_pod, pod_distillation
 from .unbiased_cross_entropy_loss import UnbiasedCrossEntropyLoss, unbiased_cross_entropy
 from .unbiased_kd_loss import UnbiasedKDLoss, unbiased_kd
 
 __all__ = [
     'unbiased_cross_entropy', 'UnbiasedCrossEntropyLoss', 'unbiased_kd', 'UnbiasedKDLoss', 'lwf_kd',
-    'LwFKDLoss', 'feature_distillation', 'FeatureDistillationLoss'
+    'LwFKDLoss', 'feature_distillation', 'FeatureDistillationLoss', 'local_pod', 'pod_distillation',
+    'LocalPODLoss'
 ]
