@@ -9,20 +9,13 @@ from mmengine.config import Config, ConfigDict
 from .. import tasks
 from ..engine.hooks.incremental_step_hook import teacher_model_config
 from ..models.classifiers import check_head_config
+from .methods import METHODS, OVERRIDABLE, apply_model_arguments, get_method
 
-METHODS: Dict[str, Dict[str, Any]] = {
-    # decode/aux loss, distillation and their default weights (REFERENCES.md: MiB paper/code).
-    'ft': dict(unbiased=False, kd=None),
-    'lwf': dict(unbiased=False, kd='LwFKDLoss', kd_weight=100.0),
-    'ilt': dict(unbiased=False, kd='LwFKDLoss', kd_weight=100.0, feat_kd_weight=100.0),
-    'mib': dict(unbiased=True, kd='UnbiasedKDLoss', kd_weight=10.0, kd_alpha=1.0),
-    'joint': dict(unbiased=False, kd=None),
-}
 LABELS = ('gt', 'seam')
 CROSS_ENTROPY_TYPES = ('CrossEntropyLoss', 'mmseg.CrossEntropyLoss')
 INCREMENTAL_KEYS = {
-    'task', 'step', 'setting', 'method', 'labels', 'prev_checkpoint', 'kd_weight', 'kd_alpha',
-    'feat_kd_weight', 'lr_factor', 'init_novel', 'work_root', 'pseudo_label_dir', 'seam'
+    'task', 'step', 'setting', 'method', 'labels', 'prev_checkpoint', 'lr_factor', 'work_root',
+    'pseudo_label_dir', 'seam', *OVERRIDABLE
 }
 EXAMPLE = ("incremental = dict(task='15-5', step=1, setting='overlap', method='mib', "
            "labels='gt')")
@@ -49,10 +42,7 @@ def check_incremental(inc: Optional[dict], source: str = 'config') -> dict:
     if 'task' not in inc:
         raise ValueError(f'{source}: incremental.task is missing; valid: {tasks.task_names()}')
     tasks.get_task(inc['task'])
-    if inc['method'] not in METHODS:
-        raise ValueError(f"{source}: unknown incremental.method '{inc['method']}'; valid: "
-                         f'{sorted(METHODS)}')
-    if inc['method'] == 'joint':
+    if get_method(inc['method'], source).all_classes_at_once:
         if inc['step'] != 0:
             raise ValueError(f"{source}: method 'joint' trains all classes in one step; set "
                              f"incremental.step=0 (got {inc['step']})")
@@ -67,39 +57,36 @@ def check_incremental(inc: Optional[dict], source: str = 'config') -> dict:
 
 def data_task_step(inc: dict) -> tuple:
     """The (task, step) whose classes the model and datasets use (joint: all classes at once)."""
-    if inc['method'] == 'joint':
+    if METHODS[inc['method']].all_classes_at_once:
         return '20-0', 0
     return inc['task'], inc['step']
 
 
 def metric_task_step(inc: dict) -> tuple:
     """The (task, step) the metric groups by (joint reports the split's base/novel columns)."""
-    if inc['method'] == 'joint':
+    if METHODS[inc['method']].all_classes_at_once:
         return inc['task'], tasks.num_steps(inc['task']) - 1
     return inc['task'], inc['step']
 
 
 def run_steps(inc: dict) -> List[int]:
     """The steps a run of this block trains (joint: a single step 0)."""
-    if inc['method'] == 'joint':
+    if METHODS[inc['method']].all_classes_at_once:
         return [0]
     return list(range(tasks.num_steps(inc['task'])))
 
 
 def method_settings(inc: dict) -> Dict[str, Any]:
-    """The method's recipe (``METHODS``) with the block's ``kd_weight``/``kd_alpha``/
-    ``feat_kd_weight`` overrides."""
-    method = dict(METHODS[inc['method']])
-    for key in ('kd_weight', 'kd_alpha', 'feat_kd_weight'):
-        if inc.get(key) is not None:
-            method[key] = inc[key]
-    return method
+    """The method's recipe (:class:`~mmincseg.apis.methods.Method`) as plain data, with the
+    block's overrides of ``kd_weight``/``kd_alpha``/``feat_kd_weight``/``init_novel``."""
+    return METHODS[inc['method']].settings(inc)
 
 
 def needs_pseudo_labels(inc: dict) -> bool:
     """Whether the step trains on SEAM pseudo-labels: ``labels='seam'`` at steps > 0 and at the
     single step of ``method='joint'`` (step 0 of an incremental split has true masks)."""
-    return inc['labels'] == 'seam' and (data_task_step(inc)[1] > 0 or inc['method'] == 'joint')
+    return inc['labels'] == 'seam' and (data_task_step(inc)[1] > 0
+                                        or METHODS[inc['method']].all_classes_at_once)
 
 
 def work_root(cfg: Config) -> str:
@@ -327,7 +314,8 @@ def resolve_step(cfg: Config) -> Tuple[Config, Dict[str, Any]]:
     inc = check_incremental(cfg.get('incremental'), source)
     if cfg.model.get('type') == 'SEAMNet':
         return _resolve_seam_config(cfg, inc)
-    method = method_settings(inc)
+    recipe = METHODS[inc['method']]
+    method = recipe.settings(inc)
     data_task, data_step = data_task_step(inc)
     classes_per_step = tasks.classes_per_step(data_task, data_step)
     n_old = sum(classes_per_step[:-1])
@@ -347,19 +335,13 @@ def resolve_step(cfg: Config) -> Tuple[Config, Dict[str, Any]]:
         head['num_classes'] = total
         head.pop('out_channels', None)
         _set_head_loss(head, method, n_old if incremental_step else 0)
-    model['distill_loss'] = None
-    model['feature_distill_loss'] = None
-    if incremental_step and method.get('kd'):
-        kd = dict(type=method['kd'], loss_weight=method['kd_weight'])
-        if 'kd_alpha' in method:
-            kd['alpha'] = method['kd_alpha']
-        model['distill_loss'] = kd
-    if incremental_step and method.get('feat_kd_weight'):
-        model['feature_distill_loss'] = dict(type='FeatureDistillationLoss',
-                                             loss_weight=method['feat_kd_weight'])
-    if inc['labels'] == 'seam' and inc['method'] == 'mib':
-        # MiB-S: the teacher keeps pseudo-labels off old objects (a config may set it False)
-        model.setdefault('old_class_veto', True)
+    model['distill_loss'] = recipe.distill_loss(method) if incremental_step else None
+    model['feature_distill_loss'] = recipe.feature_distill_loss(
+        method) if incremental_step else None
+    if incremental_step:
+        apply_model_arguments(model, recipe.model)
+    if inc['labels'] == 'seam':
+        apply_model_arguments(model, recipe.weak_model)
 
     # Datasets and metric.
     for ds in _dataset_cfgs(cfg):
@@ -376,7 +358,7 @@ def resolve_step(cfg: Config) -> Tuple[Config, Dict[str, Any]]:
     hooks.append(dict(type='StepResultHook', info=dict(
         task=inc['task'], step=inc['step'], setting=inc['setting'], method=inc['method'],
         labels=inc['labels'], classes=tasks.classes_of_step(data_task, data_step)
-        if inc['method'] != 'joint' else tasks.classes_seen('20-0', 0)),
+        if not recipe.all_classes_at_once else tasks.classes_seen('20-0', 0)),
         test=has_held_out_test(cfg)))
     prev = teacher = None
     if incremental_step:
@@ -386,11 +368,13 @@ def resolve_step(cfg: Config) -> Tuple[Config, Dict[str, Any]]:
         teacher = teacher_model_config(model.to_dict(), classes_per_step[:-1])
         hooks.append(dict(type='IncrementalStepHook', prev_checkpoint=prev,
                           teacher_model=copy.deepcopy(teacher),
-                          init_novel=inc.get('init_novel', inc['method'] == 'mib')))
+                          init_novel=method['init_novel']))
         lr_factor = inc.get('lr_factor', 0.1)
         optimizer = cfg.get('optim_wrapper', {}).get('optimizer')
         if optimizer is not None and 'lr' in optimizer:
             optimizer['lr'] = optimizer['lr'] * lr_factor
+    for hook in recipe.hooks:  # state a method keeps across steps (every step, step 0 too)
+        hooks.append(dict(copy.deepcopy(dict(hook)), prev_checkpoint=prev))
     _sync_buffers(hooks)
     cfg.custom_hooks = hooks
     pseudo = needs_pseudo_labels(inc)

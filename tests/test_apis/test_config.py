@@ -72,7 +72,7 @@ def test_default_work_dir_groups_steps():
 @pytest.mark.parametrize('options,match', [
     ({'incremental.task': '15-4'}, "unknown split '15-4'"),
     ({'incremental.step': 2}, 'step 2 .* out of range'),
-    ({'incremental.method': 'plop'}, "unknown incremental.method 'plop'"),
+    ({'incremental.method': 'sgd'}, "unknown incremental.method 'sgd'"),
     ({'incremental.setting': 'overlapped'}, "unknown setting 'overlapped'"),
     ({'incremental.labels': 'cam'}, "unknown incremental.labels 'cam'"),
     ({'incremental.kd': 3}, r"unknown incremental keys \['kd'\]"),

@@ -45,7 +45,7 @@ def test_mib_15_5_step1():
     assert plan.old_classes == list(range(16)) and plan.new_classes == [16, 17, 18, 19, 20]
     assert plan.seen_classes == list(range(21)) and plan.classes_per_step == [16, 5]
     assert plan.method_settings == dict(unbiased=True, kd='UnbiasedKDLoss', kd_weight=10.0,
-                                        kd_alpha=1.0)
+                                        kd_alpha=1.0, init_novel=True)
     assert not plan.needs_pseudo_labels
     assert plan.seam_config is plan.seam_dir is plan.pseudo_label_dir is None
     # what the resolved config does is what the plan says

@@ -1,0 +1,128 @@
+"""Class-incremental methods as data: one :class:`Method` recipe per ``incremental.method``.
+
+The resolver (:mod:`mmincseg.apis.config`) applies a recipe; it has no branch per method. A new
+method is one entry of :data:`METHODS`: which segmentation loss the heads use, which losses
+distil the teacher (on logits, on features), what else the segmentor does at steps > 0 (its
+keyword arguments), which hooks run at every step (state kept across steps) and how the new
+classifier rows start.
+"""
+import copy
+from dataclasses import dataclass, field
+from typing import Any, Dict, Mapping, Optional, Tuple
+
+#: Recipe fields an ``incremental`` block may override (``incremental.kd_weight=100`` ...).
+OVERRIDABLE = ('kd_weight', 'kd_alpha', 'feat_kd_weight', 'init_novel')
+
+
+@dataclass(frozen=True)
+class Method:
+    """One method: what its steps train with.
+
+    Args:
+        name (str): The ``incremental.method`` value.
+        unbiased (bool): MiB's unbiased cross-entropy on every head at steps > 0 (else mmseg's
+            cross-entropy, averaged over non-ignored pixels).
+        kd (str, optional): Registered loss between student and teacher logits (the segmentor's
+            ``distill_loss``) at steps > 0.
+        kd_weight (float, optional): Its ``loss_weight``.
+        kd_alpha (float, optional): Its ``alpha`` (MiB's unbiased KD), if it has one.
+        feat_kd_weight (float, optional): Weight of ILT's ``FeatureDistillationLoss`` on the
+            decode-head input features (the segmentor's ``feature_distill_loss``); None: none.
+        init_novel (bool): MiB's initialisation of the new classifier rows from the background
+            row (``IncrementalStepHook.init_novel``).
+        model (Mapping): Further segmentor (``IncrementalEncoderDecoder``) arguments at steps > 0.
+            A config's own value of such a key wins; for dict values, key by key.
+        weak_model (Mapping): Segmentor arguments of every step of a run with
+            ``labels='seam'`` (its steps > 0 train on SEAM pseudo-labels), under the same rule.
+        hooks (tuple[Mapping]): Custom hooks of every step of a run (step 0 included), e.g. one
+            that keeps parameter importances across steps. The resolver adds
+            ``prev_checkpoint`` (None at step 0) to each of them.
+        all_classes_at_once (bool): The method trains every class of the dataset in one step
+            (Joint, the upper bound); its run has the single step 0.
+    """
+
+    name: str
+    unbiased: bool = False
+    kd: Optional[str] = None
+    kd_weight: Optional[float] = None
+    kd_alpha: Optional[float] = None
+    feat_kd_weight: Optional[float] = None
+    init_novel: bool = False
+    model: Mapping[str, Any] = field(default_factory=dict)
+    weak_model: Mapping[str, Any] = field(default_factory=dict)
+    hooks: Tuple[Mapping[str, Any], ...] = ()
+    all_classes_at_once: bool = False
+
+    def settings(self, inc: Optional[dict] = None) -> Dict[str, Any]:
+        """The recipe as plain data, with the ``incremental`` block's overrides
+        (:data:`OVERRIDABLE`); unset fields are left out."""
+        values = dict(unbiased=self.unbiased, kd=self.kd, kd_weight=self.kd_weight,
+                      kd_alpha=self.kd_alpha, feat_kd_weight=self.feat_kd_weight,
+                      init_novel=self.init_novel)
+        for key in OVERRIDABLE:
+            if inc is not None and inc.get(key) is not None:
+                values[key] = inc[key]
+        settings = {k: v for k, v in values.items() if v is not None}
+        if self.model:
+            settings['model'] = copy.deepcopy(dict(self.model))
+        if self.hooks:
+            settings['hooks'] = [h['type'] for h in self.hooks]
+        return settings
+
+    @staticmethod
+    def distill_loss(settings: Dict[str, Any]) -> Optional[dict]:
+        """The segmentor's ``distill_loss`` config for :meth:`settings`, or None."""
+        if not settings.get('kd'):
+            return None
+        loss = dict(type=settings['kd'], loss_weight=settings['kd_weight'])
+        if 'kd_alpha' in settings:
+            loss['alpha'] = settings['kd_alpha']
+        return loss
+
+    @staticmethod
+    def feature_distill_loss(settings: Dict[str, Any]) -> Optional[dict]:
+        """The segmentor's ``feature_distill_loss`` config for :meth:`settings`, or None."""
+        if not settings.get('feat_kd_weight'):
+            return None
+        return dict(type='FeatureDistillationLoss', loss_weight=settings['feat_kd_weight'])
+
+
+def apply_model_arguments(model: dict, arguments: Mapping[str, Any]) -> None:
+    """Set a recipe's segmentor ``arguments`` on ``model`` (in place), the config's own values
+    winning: a key the config sets keeps its value; for dicts the config's keys win one by one
+    (so ``--cfg-options model.pod_loss.loss_weight=0.02`` changes only the weight)."""
+    for key, value in arguments.items():
+        mine = model.get(key)
+        if isinstance(value, Mapping) and isinstance(mine, Mapping):
+            merged = copy.deepcopy(dict(value))
+            merged.update(mine)
+            model[key] = merged
+        elif key not in model:
+            model[key] = copy.deepcopy(value)
+
+
+#: Every method, by ``incremental.method`` (weights: REFERENCES.md, MiB's paper and code).
+METHODS: Dict[str, Method] = {
+    m.name: m
+    for m in (
+        Method('ft'),
+        Method('lwf', kd='LwFKDLoss', kd_weight=100.0),
+        Method('ilt', kd='LwFKDLoss', kd_weight=100.0, feat_kd_weight=100.0),
+        # MiB-S (labels='seam'): the teacher keeps pseudo-labels off old objects
+        Method('mib', unbiased=True, kd='UnbiasedKDLoss', kd_weight=10.0, kd_alpha=1.0,
+               init_novel=True, weak_model=dict(old_class_veto=True)),
+        Method('joint', all_classes_at_once=True),
+    )
+}
+
+
+def get_method(name: str, source: str = 'config') -> Method:
+    """The recipe of ``incremental.method=name``.
+
+    Raises:
+        ValueError: unknown method, naming the valid ones.
+    """
+    if name not in METHODS:
+        raise ValueError(f"{source}: unknown incremental.method '{name}'; valid: "
+                         f'{sorted(METHODS)}')
+    return METHODS[name]
