@@ -111,6 +111,16 @@ METHODS: Dict[str, Method] = {
         # MiB-S (labels='seam'): the teacher keeps pseudo-labels off old objects
         Method('mib', unbiased=True, kd='UnbiasedKDLoss', kd_weight=10.0, kd_alpha=1.0,
                init_novel=True, weak_model=dict(old_class_veto=True)),
+        # PLOP (Douillard et al., CVPR 2021; its --method PLOP): plain CE on entropy
+        # pseudo-labels scaled by the adaptive factor, Local POD on the backbone outputs and the
+        # logits, MiB's novel init (--init_balanced); thresholds computed before each step > 0
+        Method('plop', init_novel=True,
+               model=dict(
+                   pod_loss=dict(type='LocalPODLoss', loss_weight=0.01, logits_weight=0.0005,
+                                 scales=[1, 2, 4], prepro='pow', class_schedule=True),
+                   pseudo_label=dict(threshold=0.001, num_bins=100, median='plop',
+                                     adaptive_factor=True)),
+               hooks=(dict(type='PseudoLabelThresholdHook'), )),
         Method('joint', all_classes_at_once=True),
     )
 }

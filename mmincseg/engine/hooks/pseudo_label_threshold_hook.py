@@ -65,18 +65,25 @@ class PseudoLabelThresholdHook(Hook):
     """Compute the pseudo-label thresholds of a step > 0 before it trains (PLOP's ``before``).
 
     Runs after :class:`IncrementalStepHook` (which sets the teacher) and again on ``--resume``
-    (thresholds are not saved in checkpoints).
+    (thresholds are not saved in checkpoints). A method recipe's hooks are in every step's
+    config; at step 0 (``prev_checkpoint=None``, no teacher) this one does nothing.
 
     Args:
+        prev_checkpoint (str, optional): The previous step's checkpoint, as the resolver gives
+            every recipe hook; None at step 0. Defaults to None.
         max_iters (int, optional): Batches of the pass (None: the whole training set, PLOP's).
     """
 
     priority = 'HIGH'  # after IncrementalStepHook ('VERY_HIGH')
 
-    def __init__(self, max_iters: Optional[int] = None) -> None:
+    def __init__(self, prev_checkpoint: Optional[str] = None,
+                 max_iters: Optional[int] = None) -> None:
+        self.prev_checkpoint = prev_checkpoint
         self.max_iters = max_iters
 
     def before_train(self, runner) -> None:
+        if self.prev_checkpoint is None:
+            return
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
         if getattr(model, 'pseudo_label', None) is None or model.teacher is None:
             raise ValueError('PseudoLabelThresholdHook needs a model with pseudo_label set and a '

@@ -23,8 +23,8 @@ we do, written from its description:
   PLOP's median loop adds the bin *index* to its running sum where the bin's count is meant, so
   on real data (almost every ``u`` in the first one or two bins of width 0.01) it returns
   ``0.01 * (total / 2) / count(first bin)`` (or the same from the second bin, plus its edge
-  0.01), typically between 0.005 and 0.02, well above the true median. ``median='plop'`` (default, what the published numbers
-  were trained with) reproduces that rule; ``median='exact'`` is the median the paper describes,
+  0.01), typically between 0.005 and 0.02, usually above the true median. ``median='plop'``
+  (default, what the published numbers were trained with) reproduces that rule; ``median='exact'`` is the median the paper describes,
   interpolated in the same histogram (give more bins for precision). We run the pass in
   :class:`~mmincseg.engine.hooks.PseudoLabelThresholdHook`'s ``before_train`` over the training
   loader, as PLOP does over its (augmented) one, and again on ``--resume`` (the thresholds are not
