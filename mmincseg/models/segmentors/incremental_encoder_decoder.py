@@ -5,18 +5,18 @@ from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
+from mmengine.structures import PixelData
 from mmseg.models.segmentors import EncoderDecoder
 from mmseg.models.utils import resize
 from mmseg.registry import MODELS
-from mmengine.structures import PixelData
 from mmseg.utils import ConfigType, OptConfigType, SampleList
 from torch import Tensor
 
 from ...tasks import IGNORE_INDEX
 from ..classifiers import make_incremental
 from ..utils.head_loss import head_loss_by_feat
-from ..utils.pseudo_label import MEDIANS, classif_adaptive_factor, entropy_pseudo_labels
 from ..utils.pretrained import init_weights_checked
+from ..utils.pseudo_label import MEDIANS, classif_adaptive_factor, entropy_pseudo_labels
 
 
 @torch.no_grad()
@@ -131,11 +131,13 @@ class IncrementalEncoderDecoder(EncoderDecoder):
     Every head's ``conv_seg`` becomes an ``IncrementalClassifier`` (one 1x1 conv per step). The
     teacher (previous-step model, set by ``IncrementalStepHook``) is held outside the module tree:
     it is never in ``parameters()``, ``state_dict()`` or the optimizer, so a step-t checkpoint
-    loads into a plain step-t model. Its logits (and decode-head input features, for ILT) reach
-    the distillation losses, computed on the decode head's output before upsampling
-    (``distill_at='logits'``) or at the label size (``distill_at='label'``, as MiB). Cells that
-    batch padding made (outside a sample's image, :func:`padding_free_mask`) are left out of
-    every distillation term; the segmentation losses ignore them through the 255 label padding.
+    loads into a plain step-t model. Its logits (and decode-head input features, for ILT; backbone
+    outputs, for PLOP's POD) reach the distillation losses, the logit terms computed on the decode
+    head's output before upsampling (``distill_at='logits'``) or at the label size
+    (``distill_at='label'``, as MiB). Cells that batch padding made (outside a sample's image,
+    :func:`padding_free_mask`) are left out of every distillation term; the segmentation losses
+    ignore them through the 255 label padding. With ``pseudo_label`` (PLOP) the heads learn from
+    the teacher's confident labels of the background.
 
     Args:
         classes_per_step (Sequence[int]): Output channels of each step 0..t, e.g. ``[16, 5]``.
