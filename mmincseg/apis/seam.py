@@ -356,6 +356,31 @@ def make_step_pseudo_labels(plan: StepPlan,
     return make_pseudo_labels(seam_cfg, checkpoint, plan.pseudo_label_dir, evaluate=evaluate)
 
 
+def pseudo_labels_of_step(config: str,
+                          work_dir: Optional[str] = None,
+                          data_root: Optional[str] = None,
+                          cfg_options: Optional[dict] = None,
+                          evaluate: bool = True) -> Tuple[StepPlan, dict]:
+    """Plan a weak step config's step and make its pseudo-labels (:func:`make_step_pseudo_labels`):
+    the SEAM is trained into ``plan.seam_dir`` unless finished, the PNGs go to
+    ``plan.pseudo_label_dir``. What ``tools/make_pseudo_labels.py WEAK_CONFIG`` runs.
+
+    Raises:
+        ValueError: ``config`` is a SEAM config (give its checkpoint: :func:`make_pseudo_labels`)
+            or its step trains on true masks (step 0, ``labels='gt'``).
+    """
+    plan, _ = plan_step(config, work_dir, data_root, cfg_options)
+    if plan.trains == 'seam':
+        raise ValueError(f'{config} is a SEAM config: give its checkpoint too '
+                         f'(tools/make_pseudo_labels.py {config} SEAM_CHECKPOINT --out DIR), or '
+                         'give the weak step config that names it')
+    if not plan.needs_pseudo_labels:
+        raise ValueError(f'{config} step {plan.step} trains on true masks (labels='
+                         f"{plan.labels!r}): nothing to make. Pick a step > 0 of a weak config "
+                         "(--cfg-options incremental.step=1) or one with labels='seam'")
+    return plan, make_step_pseudo_labels(plan, data_root, evaluate)
+
+
 # --------------------------------------------------------------------------- visualisation
 def visualize_cams(seam_config: Union[str, Config],
                    checkpoint: str,

@@ -14,7 +14,7 @@ from mmengine.logging import print_log
 from .plan import plan_step
 
 from ..engine.hooks.step_result_hook import RESULT_FILE
-from ..utils.checkpoint import checkpoint_record, recorded_checkpoint
+from ..utils.checkpoint import checkpoint_record, recorded_checkpoint, unwrap_state_dict
 
 
 def load_step_config(config: str,
@@ -184,7 +184,7 @@ def check_checkpoint_classes(checkpoint: str, classes_per_step: Sequence[int]) -
     """
     from mmengine.runner import CheckpointLoader
     state = CheckpointLoader.load_checkpoint(checkpoint, map_location='cpu')
-    state = state.get('state_dict', state)
+    state = unwrap_state_dict(state)
     heads: dict = {}
     for key, value in state.items():
         m = re.match(r'(.*conv_seg)(?:\.classifiers\.(\d+))?\.weight$', key)

@@ -251,3 +251,32 @@ def test_weak_run_end_to_end(toy_voc, tmp_path):
     assert not osp.exists(osp.join(work, 'step0', 'seam'))  # step 0 trains on true masks
     dumped = Config.fromfile(osp.join(step1, osp.basename(config)))
     assert 'LoadPseudoLabel' in str(dumped.train_dataloader.dataset.pipeline)
+
+
+def test_make_pseudo_labels_of_a_weak_step_from_its_plan(toy_voc, seam_checkpoint, tmp_path):
+    """``tools/make_pseudo_labels.py WEAK_CONFIG --work-dir RUN``: SEAM folder, checkpoint and
+    output folder all come from the step's plan (a finished SEAM is not retrained)."""
+    from mmincseg.apis.seam import pseudo_labels_of_step
+    from mmincseg.utils.checkpoint import checkpoint_record
+    run = str(tmp_path / 'run')
+    options = dict(STEP1, **{'incremental.seam.cfg_options': dict(TINY_SEAM)})
+    plan, _ = plan_step(WEAK_CONFIG, run, toy_voc, options)
+    os.makedirs(plan.seam_dir)
+    ckpt = osp.join(plan.seam_dir, 'epoch_1.pth')
+    with open(seam_checkpoint, 'rb') as src, open(ckpt, 'wb') as dst:
+        dst.write(src.read())
+    with open(checkpoint_record(plan.seam_dir), 'w') as f:
+        f.write(ckpt)
+    with open(osp.join(plan.seam_dir, 'step_result.json'), 'w') as f:
+        json.dump({'metrics': {}}, f)  # a finished SEAM: made elsewhere, not retrained here
+    got, result = pseudo_labels_of_step(WEAK_CONFIG, run, toy_voc, options)
+    assert got.pseudo_label_dir == plan.pseudo_label_dir == osp.join(run, 'step1', 'pseudo_labels')
+    assert result['out_dir'] == plan.pseudo_label_dir and result['written'] > 0
+    assert sorted(os.listdir(plan.pseudo_label_dir)) and \
+        osp.isfile(osp.join(run, 'step1', 'pseudo_label_metrics.json'))
+    assert sorted(os.listdir(plan.seam_dir)) == ['epoch_1.pth', 'last_checkpoint',
+                                                 'step_result.json']  # not retrained
+    with pytest.raises(ValueError, match='trains on true masks'):
+        pseudo_labels_of_step(WEAK_CONFIG, run, toy_voc, {'incremental.step': 0})
+    with pytest.raises(ValueError, match='is a SEAM config: give its checkpoint'):
+        pseudo_labels_of_step(SEAM_CONFIG, run, toy_voc, STEP1)

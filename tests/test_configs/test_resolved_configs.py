@@ -95,34 +95,25 @@ def config_steps(config: str) -> List[int]:
 
 def resolved_dump(config: str, step: int, cfg_options: Optional[dict] = None) -> str:
     """The resolved config of ``config`` at ``step`` as sorted JSON (on a machine without CUDA,
-    so the dump does not depend on the machine's distributed backend)."""
-    from mmincseg.apis import seam
+    so the dump does not depend on the machine's distributed backend). A weak step's entry also
+    hashes the SEAM config its plan trains (``plan.seam_config`` with ``plan.seam_cfg_options``)."""
+    from mmincseg.apis import plan_step
     options = dict(cfg_options or {}, **{'incremental.step': step})
     path = config if osp.isabs(config) else osp.join(REPO, config)
     with mock.patch('mmincseg.apis.config._cuda_available', return_value=False), \
             _remembered_mmseg_bases():
-        cfg = _load(path, options)
+        plan, cfg = plan_step(path, WORK_DIR, cfg_options=options)
     dump = cfg.to_dict()
     inc = dump['incremental']
     if isinstance(inc.get('seam'), dict):
         inc['seam'] = dict(inc['seam'])
         inc['seam'].pop('config', None)
-        if inc['labels'] == 'seam' and (step > 0 or inc['method'] == 'joint'):
-            # what weak_step_hook trains: the SEAM config pinned to this step
-            with _remembered_mmseg_bases():
-                raw = Config.fromfile(path)
-            seam_config, seam_options = seam.seam_config_of(path, raw, step)
-            seam_options['incremental.work_root'] = WORK_DIR
-            seam_options.setdefault('train_cfg.val_begin', seam.SKIP_VALIDATION)
+        if plan.needs_pseudo_labels:
+            seam_options = dict(plan.seam_cfg_options)
             seam_step = seam_options.pop('incremental.step')
             inc['seam']['config_sha256'] = sha256(
-                resolved_dump(seam_config, seam_step, seam_options))
+                resolved_dump(plan.seam_config, seam_step, seam_options))
     return json.dumps(dump, sort_keys=True, default=str)
-
-
-def _load(path: str, options: dict) -> Config:
-    from mmincseg.apis.train import load_step_config
-    return load_step_config(path, work_dir=WORK_DIR, cfg_options=options)
 
 
 def sha256(text: str) -> str:

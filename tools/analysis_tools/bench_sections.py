@@ -133,7 +133,9 @@ def benchmark_seam(size: int, repeats: int, device: torch.device) -> dict:
         from mmincseg.models.seam import SEAMNet, infer_cams
     except ImportError as e:
         return dict(skipped=f'mmincseg.models.seam has no infer_cams/SEAMNet ({e})')
-    model = SEAMNet().to(device).eval()
+    model_cfg = Config.fromfile(config_path('configs/_base_/models/seam_r50.py')).model
+    model_cfg.backbone.pop('init_cfg', None)  # timing only: no ImageNet weights needed
+    model = SEAMNet(**{k: v for k, v in model_cfg.items() if k != 'type'}).to(device).eval()
     test_cfg = model.test_cfg
     img = torch.randn(3, size, size, generator=torch.Generator().manual_seed(0)).to(device)
 

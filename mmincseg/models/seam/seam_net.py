@@ -19,17 +19,6 @@ from .losses import (background_from_foreground, cam_cls_loss, equivariant_cross
                      equivariant_reg_loss, mask_cams, max_norm)
 from .pcm import PixelCorrelationModule
 
-DEFAULT_BACKBONE = dict(
-    type='ResNetV1c',
-    depth=50,
-    num_stages=4,
-    out_indices=(1, 2, 3),
-    strides=(1, 2, 1, 1),
-    dilations=(1, 1, 2, 4),
-    norm_cfg=dict(type='BN', requires_grad=True),
-    norm_eval=False,
-    style='pytorch',
-    contract_dilation=True)
 DEFAULT_DATA_PREPROCESSOR = dict(
     type='SegDataPreProcessor',
     mean=[123.675, 116.28, 103.53],
@@ -59,8 +48,9 @@ class SEAMNet(BaseModel):
     ``paramwise_cfg=dict(custom_keys={'classifier': dict(lr_mult=10), 'pcm': dict(lr_mult=10)})``.
 
     Args:
-        backbone (dict): Backbone config built by mmseg's ``MODELS``. Default: ResNetV1c-50 at
-            output stride 8 returning layer2, layer3, layer4.
+        backbone (dict): Backbone config built by mmseg's ``MODELS`` (SEAM's ResNetV1c-50 at
+            output stride 8 returning layer2, layer3, layer4 is in configs/_base_/models/
+            seam_r50.py, the one home of SEAM's settings).
         class_ids (Sequence[int]): Class id of every classifier channel, starting with background
             0. Default: 0..20 (all VOC classes).
         in_channels (int, optional): Channels of the CAM feature. None infers them from a ResNet
@@ -88,7 +78,7 @@ class SEAMNet(BaseModel):
     """
 
     def __init__(self,
-                 backbone: Optional[dict] = None,
+                 backbone: dict,
                  class_ids: Sequence[int] = tuple(range(21)),
                  in_channels: Optional[int] = None,
                  cam_index: int = -1,
@@ -115,8 +105,7 @@ class SEAMNet(BaseModel):
         self.num_classes = len(self.class_ids)
         self._channel_of = {c: k for k, c in enumerate(self.class_ids)}
 
-        backbone = copy.deepcopy(DEFAULT_BACKBONE if backbone is None else backbone)
-        self.backbone = MODELS.build(backbone)
+        self.backbone = MODELS.build(copy.deepcopy(backbone))
         out_channels = self._backbone_out_channels()
         self.cam_index = cam_index
         self.pcm_indices = tuple(pcm_indices)
