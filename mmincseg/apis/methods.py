@@ -125,6 +125,16 @@ METHODS: Dict[str, Method] = {
                                  loss_weight=500.0), )),
         Method('rw', hooks=(dict(type='ParameterImportanceHook', method='rw',
                                  loss_weight=100.0), )),
+        # PLOP (Douillard et al., CVPR 2021; its --method PLOP): plain CE on entropy
+        # pseudo-labels scaled by the adaptive factor, Local POD on the backbone outputs and the
+        # logits, MiB's novel init (--init_balanced); thresholds computed before each step > 0
+        Method('plop', init_novel=True,
+               model=dict(
+                   pod_loss=dict(type='LocalPODLoss', loss_weight=0.01, logits_weight=0.0005,
+                                 scales=[1, 2, 4], prepro='pow', class_schedule=True),
+                   pseudo_label=dict(threshold=0.001, num_bins=100, median='plop',
+                                     adaptive_factor=True)),
+               hooks=(dict(type='PseudoLabelThresholdHook'), )),
         Method('joint', all_classes_at_once=True),
     )
 }

@@ -21,7 +21,7 @@ from .bench_models import aux_heads
 
 Logger = Callable[[str], None]
 # Arguments of ``losses_from_outputs`` that are student outputs: the gradient flows back to them.
-STUDENT_OUTPUTS = ('seg_logits', 'aux_logits', 'new_feats')
+STUDENT_OUTPUTS = ('seg_logits', 'aux_logits', 'new_feats', 'pod_feats')
 
 
 def optim_wrapper(model: nn.Module):

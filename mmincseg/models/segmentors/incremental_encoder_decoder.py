@@ -5,6 +5,7 @@ from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
+from mmengine.structures import PixelData
 from mmseg.models.segmentors import EncoderDecoder
 from mmseg.models.utils import resize
 from mmseg.registry import MODELS
@@ -15,6 +16,7 @@ from ...tasks import IGNORE_INDEX
 from ..classifiers import make_incremental
 from ..utils.head_loss import head_loss_by_feat
 from ..utils.pretrained import init_weights_checked
+from ..utils.pseudo_label import MEDIANS, classif_adaptive_factor, entropy_pseudo_labels
 
 
 @torch.no_grad()
@@ -131,11 +133,13 @@ class IncrementalEncoderDecoder(EncoderDecoder):
     it is never in ``parameters()``, ``state_dict()`` or the optimizer, so a step-t checkpoint
     loads into a plain step-t model. A parameter regularizer (EWC/PI/RW's penalty, set by
     ``ParameterImportanceHook`` through :meth:`set_regularizer`) is held the same way; None by
-    default. Its logits (and decode-head input features, for ILT) reach
-    the distillation losses, computed on the decode head's output before upsampling
-    (``distill_at='logits'``) or at the label size (``distill_at='label'``, as MiB). Cells that
-    batch padding made (outside a sample's image, :func:`padding_free_mask`) are left out of
-    every distillation term; the segmentation losses ignore them through the 255 label padding.
+    default. Its logits (and decode-head input features, for ILT; backbone
+    outputs, for PLOP's POD) reach the distillation losses, the logit terms computed on the decode
+    head's output before upsampling (``distill_at='logits'``) or at the label size
+    (``distill_at='label'``, as MiB). Cells that batch padding made (outside a sample's image,
+    :func:`padding_free_mask`) are left out of every distillation term; the segmentation losses
+    ignore them through the 255 label padding. With ``pseudo_label`` (PLOP) the heads learn from
+    the teacher's confident labels of the background.
 
     Args:
         classes_per_step (Sequence[int]): Output channels of each step 0..t, e.g. ``[16, 5]``.
@@ -160,6 +164,25 @@ class IncrementalEncoderDecoder(EncoderDecoder):
             needed), or ``'label'``, student and teacher logits upsampled bilinearly to the label
             (= input) size first, as MiB computes it. ILT's features are always distilled at
             their own resolution.
+        pod_loss (dict, optional): PLOP's Local POD (``LocalPODLoss``) between the student's and
+            the teacher's ``extract_feat`` outputs (backbone, then neck if any; see
+            ``pod_features``) and, with ``pod_logits``, their decode-head logits. Padding cells
+            are cropped away per sample (:func:`padding_free_mask`). Defaults to None.
+        pod_features (Sequence[int], optional): Indices of the ``extract_feat`` outputs POD
+            distils; None (default) takes all of them. What they are depends on the backbone:
+            mmseg's ``BiSeNetV1`` returns the FFM output and the two context-path outputs (1/8,
+            1/8, 1/16; not the ResNet stages), ``ResNetV1c`` (DeepLabV3, PSPNet) its four stages,
+            ``MixVisionTransformer`` (SegFormer) its four stages. PLOP distils the four ResNet
+            stages (before their last ReLU; mmseg's outputs are after it), the ASPP output and
+            the logits.
+        pod_logits (bool): Also distil the logits with POD (PLOP's ``--pod_logits``; its factor is
+            the loss's ``logits_weight``). Defaults to True.
+        pseudo_label (dict, optional): PLOP's entropy pseudo-labelling of the background at steps
+            > 0 (:mod:`mmincseg.models.utils.pseudo_label`): ``threshold`` (floor of the per-class
+            thresholds, 0.001), ``num_bins`` (100) and ``median`` (``'plop'`` or ``'exact'``) of
+            the threshold pass that ``PseudoLabelThresholdHook`` runs before training,
+            ``adaptive_factor`` (True: every head's CE of an image times its trusted share of
+            background pixels) and ``min_factor`` (None). Defaults to None.
         allow_partial_pretrained (bool): Accept a ``Pretrained`` init_cfg (or ``pretrained=``)
             that leaves tensors of its module without the file's values (absent from the file,
             of another shape). By default :meth:`init_weights` raises, naming the module, the
@@ -170,6 +193,8 @@ class IncrementalEncoderDecoder(EncoderDecoder):
     """
 
     DISTILL_AT = ('logits', 'label')
+    PSEUDO_LABEL_DEFAULTS = dict(threshold=0.001, num_bins=100, median='plop',
+                                 adaptive_factor=True, min_factor=None)
 
     def __init__(self,
                  classes_per_step: Sequence[int],
@@ -181,11 +206,16 @@ class IncrementalEncoderDecoder(EncoderDecoder):
                  teacher_channels_last: Optional[bool] = None,
                  old_class_veto: bool = False,
                  distill_at: str = 'logits',
+                 pod_loss: OptConfigType = None,
+                 pod_features: Optional[Sequence[int]] = None,
+                 pod_logits: bool = True,
+                 pseudo_label: OptConfigType = None,
                  allow_partial_pretrained: bool = False,
                  **kwargs) -> None:
         if distill_at not in self.DISTILL_AT:
             raise ValueError(f'model.distill_at={distill_at!r} is not supported; use one of '
                              f'{self.DISTILL_AT}')
+        self.pseudo_label = self._check_pseudo_label(pseudo_label)
         super().__init__(backbone=backbone, decode_head=decode_head, **kwargs)
         self.classes_per_step = [int(n) for n in classes_per_step]
         for head in self.heads():
@@ -199,8 +229,32 @@ class IncrementalEncoderDecoder(EncoderDecoder):
         self.old_class_veto = old_class_veto
         self.distill_at = distill_at
         self.allow_partial_pretrained = allow_partial_pretrained
+        self.pod_loss = MODELS.build(pod_loss) if pod_loss else None
+        self.pod_features = None if pod_features is None else [int(i) for i in pod_features]
+        self.pod_logits = pod_logits
+        #: per-class thresholds of the pseudo-labelling, set by PseudoLabelThresholdHook
+        self.pseudo_label_thresholds: Optional[Tensor] = None
         self._teacher: List[nn.Module] = []  # a list keeps it out of the module tree
         self._regularizer: List[nn.Module] = []  # as the teacher: never in state_dict()
+
+    @classmethod
+    def _check_pseudo_label(cls, pseudo_label: Optional[dict]) -> Optional[dict]:
+        """``model.pseudo_label`` with its defaults filled in.
+
+        Raises:
+            ValueError: unknown keys or median rule, naming the valid ones.
+        """
+        if pseudo_label is None:
+            return None
+        unknown = set(pseudo_label) - set(cls.PSEUDO_LABEL_DEFAULTS)
+        if unknown:
+            raise ValueError(f'model.pseudo_label: unknown keys {sorted(unknown)}; valid: '
+                             f'{sorted(cls.PSEUDO_LABEL_DEFAULTS)}')
+        out = dict(cls.PSEUDO_LABEL_DEFAULTS, **pseudo_label)
+        if out['median'] not in MEDIANS:
+            raise ValueError(f"model.pseudo_label.median={out['median']!r} is not supported; use "
+                             f'one of {MEDIANS}')
+        return out
 
     def init_weights(self) -> None:
         """mmengine's weight init, then a check that each ``Pretrained`` init it ran loaded every
@@ -272,14 +326,84 @@ class IncrementalEncoderDecoder(EncoderDecoder):
         return self
 
     @torch.no_grad()
-    def teacher_forward(self, inputs: Tensor) -> tuple:
-        """Teacher logits (N, C_old, h, w) and decode-head input features, one forward."""
+    def teacher_forward(self, inputs: Tensor, backbone: bool = False) -> tuple:
+        """Teacher outputs of one forward.
+
+        Args:
+            inputs (Tensor): Images, has a shape (N, 3, H, W).
+            backbone (bool): Also return the ``extract_feat`` outputs POD distils
+                (:meth:`pod_feature_maps`). Defaults to False.
+
+        Returns:
+            tuple: Logits (N, C_old, h, w) and the decode-head input features (None without
+            ``feature_distill_loss``, ILT's), then with ``backbone`` the list of POD maps.
+        """
         teacher = self.teacher
         feats = teacher.extract_feat(inputs)
         logits = teacher.decode_head.forward(feats)
         head_feats = teacher.decode_head._transform_inputs(feats) \
             if self.feature_distill_loss is not None else None
+        if backbone:
+            return logits, head_feats, self.pod_feature_maps(feats)
         return logits, head_feats
+
+    def pod_feature_maps(self, feats: Union[Tensor, Sequence[Tensor]]) -> List[Tensor]:
+        """The ``extract_feat`` outputs POD distils: those of ``pod_features`` (all if None).
+
+        Raises:
+            ValueError: an index of ``model.pod_features`` is out of range.
+        """
+        feats = [feats] if isinstance(feats, Tensor) else list(feats)
+        if self.pod_features is None:
+            return feats
+        bad = [i for i in self.pod_features if not -len(feats) <= i < len(feats)]
+        if bad:
+            raise ValueError(f'model.pod_features={self.pod_features}: indices {bad} out of range; '
+                             f'the backbone (extract_feat) returns {len(feats)} maps')
+        return [feats[i] for i in self.pod_features]
+
+    def set_pseudo_label_thresholds(self, thresholds: Optional[Tensor]) -> None:
+        """Per-class thresholds of the pseudo-labelling, has a shape (C_t, ) (or None)."""
+        self.pseudo_label_thresholds = None if thresholds is None else \
+            torch.as_tensor(thresholds, dtype=torch.float32).flatten()
+
+    def pseudo_labelled(self, data_samples: SampleList,
+                        old_logits: Tensor) -> Tuple[SampleList, Optional[Tensor]]:
+        """PLOP's pseudo-labels and adaptive factor for this batch (the samples left as they are).
+
+        Args:
+            data_samples (list[SegDataSample]): With ``gt_sem_seg``.
+            old_logits (Tensor): Teacher logits, has a shape (N, C_old, h, w); upsampled
+                bilinearly to the label size.
+
+        Returns:
+            tuple: Copies of the samples whose ``gt_sem_seg`` is pseudo-labelled
+            (:func:`~mmincseg.models.utils.pseudo_label.entropy_pseudo_labels`) and the per-pixel
+            CE factor (N, H, W) (None without ``adaptive_factor``).
+
+        Raises:
+            ValueError: the thresholds were not computed.
+        """
+        if self.pseudo_label_thresholds is None:
+            raise ValueError('model.pseudo_label is set but its thresholds are not computed: add '
+                             "dict(type='PseudoLabelThresholdHook') to custom_hooks (the resolver "
+                             "does for method='plop') or call model.set_pseudo_label_thresholds")
+        labels = torch.stack([s.gt_sem_seg.data for s in data_samples]).squeeze(1)  # (N, H, W)
+        if old_logits.shape[2:] != labels.shape[-2:]:
+            old_logits = resize(old_logits, labels.shape[-2:], mode='bilinear',
+                                align_corners=self.align_corners)
+        new_labels, trusted, background = entropy_pseudo_labels(
+            labels, old_logits, self.pseudo_label_thresholds, self.num_classes)
+        samples = []
+        for sample, label in zip(data_samples, new_labels):
+            sample = sample.clone()
+            sample.gt_sem_seg = PixelData(data=label[None])
+            samples.append(sample)
+        weight = None
+        if self.pseudo_label['adaptive_factor']:
+            factor = classif_adaptive_factor(trusted, background, self.pseudo_label['min_factor'])
+            weight = factor[:, None, None].expand_as(new_labels)
+        return samples, weight
 
     def veto_old_classes(self, data_samples: SampleList, old_logits: Tensor) -> None:
         """Relabel as background the new-class pixels the teacher gives to an old class.
@@ -304,7 +428,9 @@ class IncrementalEncoderDecoder(EncoderDecoder):
     def distillation_losses(self, seg_logits: Tensor, old_logits: Optional[Tensor],
                             data_samples: SampleList, batch_shape: Sequence[int],
                             new_feats: Optional[Union[Tensor, List[Tensor]]] = None,
-                            old_feats: Optional[Union[Tensor, List[Tensor]]] = None) -> dict:
+                            old_feats: Optional[Union[Tensor, List[Tensor]]] = None,
+                            pod_feats: Optional[List[Tensor]] = None,
+                            old_pod_feats: Optional[List[Tensor]] = None) -> dict:
         """The distillation terms of :meth:`loss`, from given student and teacher outputs.
 
         Every term is averaged over the cells inside the samples' images only
@@ -317,10 +443,13 @@ class IncrementalEncoderDecoder(EncoderDecoder):
             batch_shape (Sequence[int]): Height and width (H, W) of the padded input batch.
             new_feats (Tensor | list[Tensor], optional): Student decode-head input features.
             old_feats (Tensor | list[Tensor], optional): Teacher features of the same shapes.
+            pod_feats (list[Tensor], optional): Student maps POD distils
+                (:meth:`pod_feature_maps`); None skips POD.
+            old_pod_feats (list[Tensor], optional): Teacher maps of the same shapes.
 
         Returns:
-            dict[str, Tensor]: ``loss_kd`` and ``loss_feat_kd`` (the losses' ``loss_name``), as
-            configured.
+            dict[str, Tensor]: ``loss_kd``, ``loss_feat_kd``, ``loss_pod`` and
+            ``loss_pod_logits`` (the losses' ``loss_name``), as configured.
         """
         losses = {}
         if self.distill_loss is not None and old_logits is not None:
@@ -346,19 +475,45 @@ class IncrementalEncoderDecoder(EncoderDecoder):
             losses[self.feature_distill_loss.loss_name] = self.feature_distill_loss(
                 new_feats, old_feats,
                 valid_mask=None if all(m is None for m in masks) else masks)
+        if self.pod_loss is not None and pod_feats is not None:
+            losses.update(self._pod_losses(seg_logits, old_logits, data_samples, batch_shape,
+                                           pod_feats, old_pod_feats))
         return losses
+
+    def _pod_losses(self, seg_logits: Tensor, old_logits: Optional[Tensor],
+                    data_samples: SampleList, batch_shape: Sequence[int],
+                    pod_feats: List[Tensor], old_pod_feats: List[Tensor]) -> dict:
+        """``pod_loss`` on the POD maps and (``pod_logits``) the decode-head logits, each level
+        cropped to every sample's image cells."""
+        masks = [padding_free_mask(data_samples, batch_shape, f.shape[-2:], f.device)
+                 for f in pod_feats]
+        logits = logits_mask = None
+        if self.pod_logits and old_logits is not None:
+            logits = seg_logits
+            if old_logits.shape[2:] != logits.shape[2:]:
+                old_logits = resize(old_logits, logits.shape[2:], mode='bilinear',
+                                    align_corners=self.align_corners)
+            logits_mask = padding_free_mask(data_samples, batch_shape, logits.shape[2:],
+                                            logits.device)
+        return self.pod_loss(pod_feats, old_pod_feats, logits, old_logits, valid_mask=masks,
+                             logits_valid_mask=logits_mask, num_classes=self.num_classes,
+                             num_new_classes=self.classes_per_step[-1])
 
     def losses_from_outputs(self, seg_logits: Tensor, aux_logits: Optional[Sequence[Tensor]],
                             data_samples: SampleList, batch_shape: Sequence[int],
                             old_logits: Optional[Tensor] = None,
                             new_feats: Optional[Union[Tensor, List[Tensor]]] = None,
-                            old_feats: Optional[Union[Tensor, List[Tensor]]] = None) -> dict:
+                            old_feats: Optional[Union[Tensor, List[Tensor]]] = None,
+                            pod_feats: Optional[List[Tensor]] = None,
+                            old_pod_feats: Optional[List[Tensor]] = None) -> dict:
         """Every loss of :meth:`loss`, from given student and teacher outputs.
 
         :meth:`loss` is the forwards (teacher, backbone, heads) followed by this method, which
         is the only place the training losses are put together: with ``old_class_veto`` the
-        pseudo-labels are first vetoed by ``old_logits`` (:meth:`veto_old_classes`, in place),
-        then each head's losses (:func:`head_loss_by_feat`), the distillation terms
+        pseudo-labels are first vetoed by ``old_logits`` (:meth:`veto_old_classes`, in place);
+        with ``pseudo_label`` the heads learn from PLOP's pseudo-labels, their CE scaled by the
+        adaptive factor (:meth:`pseudo_labelled`, on copies of the samples); then each head's
+        losses (:func:`head_loss_by_feat`), the distillation terms
         (:meth:`distillation_losses`) and the parameter penalty (:attr:`regularizer`, when set)
         are computed. Speed measurements time it on recorded
         outputs (``tools/analysis_tools``).
@@ -374,11 +529,13 @@ class IncrementalEncoderDecoder(EncoderDecoder):
             new_feats (Tensor | list[Tensor], optional): Student decode-head input features
                 (ILT); None skips the feature distillation.
             old_feats (Tensor | list[Tensor], optional): Teacher features of the same shapes.
+            pod_feats (list[Tensor], optional): Student maps POD distils; None skips POD.
+            old_pod_feats (list[Tensor], optional): Teacher maps of the same shapes.
 
         Returns:
             dict[str, Tensor]: ``decode.loss_*``, ``aux_<i>.loss_*`` (``aux.*`` for a single
-            head), ``loss_kd``, ``loss_feat_kd``, ``loss_reg``, as configured, and the
-            ``acc_seg`` of each head.
+            head), ``loss_kd``, ``loss_feat_kd``, ``loss_pod``, ``loss_pod_logits``,
+            ``loss_reg``, as configured, and the ``acc_seg`` of each head.
         """
         aux_heads = self.named_heads()[1:]
         aux_logits = list(aux_logits or [])
@@ -388,16 +545,21 @@ class IncrementalEncoderDecoder(EncoderDecoder):
                              '`auxiliary_head`, in order')
         if self.old_class_veto and old_logits is not None:
             self.veto_old_classes(data_samples, old_logits)
+        head_samples, pixel_weight = data_samples, None
+        if self.pseudo_label is not None and old_logits is not None:
+            head_samples, pixel_weight = self.pseudo_labelled(data_samples, old_logits)
         losses = {
             f'decode.{k}': v
-            for k, v in head_loss_by_feat(self.decode_head, seg_logits, data_samples).items()
+            for k, v in head_loss_by_feat(self.decode_head, seg_logits, head_samples,
+                                          pixel_weight).items()
         }
         for (prefix, head), logits in zip(aux_heads, aux_logits):
-            for k, v in head_loss_by_feat(head, logits, data_samples).items():
+            for k, v in head_loss_by_feat(head, logits, head_samples, pixel_weight).items():
                 losses[f'{prefix}.{k}'] = v
         if old_logits is not None:
             losses.update(self.distillation_losses(seg_logits, old_logits, data_samples,
-                                                   batch_shape, new_feats, old_feats))
+                                                   batch_shape, new_feats, old_feats,
+                                                   pod_feats, old_pod_feats))
         if self.regularizer is not None:
             losses[self.regularizer.loss_name] = self.regularizer(dict(self.named_parameters()))
         return losses
@@ -413,17 +575,25 @@ class IncrementalEncoderDecoder(EncoderDecoder):
             data_samples (list[SegDataSample]): With ``gt_sem_seg``.
 
         Returns:
-            dict[str, Tensor]: ``decode.loss_*``, ``aux_<i>.loss_*``, ``loss_kd``, ``loss_feat_kd``.
+            dict[str, Tensor]: ``decode.loss_*``, ``aux_<i>.loss_*``, ``loss_kd``, ``loss_feat_kd``,
+            ``loss_pod``, ``loss_pod_logits``, as configured.
         """
-        use_teacher = self.teacher is not None and (
-            self.distill_loss or self.feature_distill_loss or self.old_class_veto)
-        old_logits = old_feats = new_feats = None
-        if use_teacher:
+        use_teacher = self.teacher is not None and bool(
+            self.distill_loss or self.feature_distill_loss or self.old_class_veto
+            or self.pod_loss or self.pseudo_label)
+        use_pod = use_teacher and self.pod_loss is not None
+        old_logits = old_feats = new_feats = pod_feats = old_pod_feats = None
+        if use_pod:
+            old_logits, old_feats, old_pod_feats = self.teacher_forward(inputs, backbone=True)
+        elif use_teacher:
             old_logits, old_feats = self.teacher_forward(inputs)
         feats = self.extract_feat(inputs)
         seg_logits = self.decode_head.forward(feats)
         aux_logits = [head.forward(feats) for head in self.heads()[1:]]
         if use_teacher and self.feature_distill_loss is not None:
             new_feats = self.decode_head._transform_inputs(feats)
+        if use_pod:
+            pod_feats = self.pod_feature_maps(feats)
         return self.losses_from_outputs(seg_logits, aux_logits, data_samples, inputs.shape[2:],
-                                        old_logits, new_feats, old_feats)
+                                        old_logits, new_feats, old_feats, pod_feats,
+                                        old_pod_feats)

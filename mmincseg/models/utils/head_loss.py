@@ -6,7 +6,7 @@ of a full-resolution (N, C, H, W) tensor takes longer on CPU than the loss itsel
 for 4x21x256x256 on one thread). :func:`head_loss_by_feat` computes the same losses and the same
 top-1 accuracy by comparing the label's logit with the channel maximum instead.
 """
-from typing import Dict
+from typing import Dict, Optional
 
 import torch
 import torch.nn as nn
@@ -39,8 +39,8 @@ def pixel_accuracy(logits: Tensor, labels: Tensor, ignore_index: int = 255) -> T
         return (correct.sum() * (100.0 / total)).float().reshape(1)
 
 
-def head_loss_by_feat(head: nn.Module, seg_logits: Tensor,
-                      data_samples: SampleList) -> Dict[str, Tensor]:
+def head_loss_by_feat(head: nn.Module, seg_logits: Tensor, data_samples: SampleList,
+                      pixel_weight: Optional[Tensor] = None) -> Dict[str, Tensor]:
     """``head.loss_by_feat(seg_logits, data_samples)`` with :func:`pixel_accuracy` as ``acc_seg``.
 
     Heads that override ``loss_by_feat`` (boundary or point losses...) keep their own.
@@ -49,17 +49,30 @@ def head_loss_by_feat(head: nn.Module, seg_logits: Tensor,
         head (nn.Module): An mmseg decode head.
         seg_logits (Tensor): Its output, has a shape (N, C, h, w).
         data_samples (list[SegDataSample]): With ``gt_sem_seg``.
+        pixel_weight (Tensor, optional): Per-pixel factors of the losses at the label size,
+            has a shape (N, H, W) (multiplied into the sampler's weight, if any; PLOP's adaptive
+            factor). Defaults to None.
 
     Returns:
         dict[str, Tensor]: The head's losses (``loss_decode`` names) and ``acc_seg``.
+
+    Raises:
+        ValueError: ``pixel_weight`` is given for a head with its own ``loss_by_feat``.
     """
     if type(head).loss_by_feat is not BaseDecodeHead.loss_by_feat:
+        if pixel_weight is not None:
+            raise ValueError(f'{type(head).__name__} computes its own losses (loss_by_feat), so '
+                             'per-pixel loss factors (pseudo_label.adaptive_factor) cannot reach '
+                             'them; set model.pseudo_label.adaptive_factor=False or use another '
+                             'head')
         return head.loss_by_feat(seg_logits, data_samples)
     seg_label = head._stack_batch_gt(data_samples)
     seg_logits = resize(
         seg_logits, size=seg_label.shape[2:], mode='bilinear', align_corners=head.align_corners)
     seg_weight = head.sampler.sample(seg_logits, seg_label) if head.sampler is not None else None
     seg_label = seg_label.squeeze(1)
+    if pixel_weight is not None:
+        seg_weight = pixel_weight if seg_weight is None else seg_weight * pixel_weight
     losses_decode = head.loss_decode if isinstance(head.loss_decode,
                                                    nn.ModuleList) else [head.loss_decode]
     losses: Dict[str, Tensor] = {}
