@@ -58,12 +58,14 @@ def teacher_model_config(model_cfg: dict, classes_per_step: Sequence[int]) -> di
 
     The same model with the classifiers of steps 0..t-1 (``classes_per_step``), no distillation
     losses of its own, and no weight initialisation (its weights come from the previous-step
-    checkpoint, so no pretrained file is read). The resolver computes it and gives it to
+    checkpoint, so no pretrained file is read), and no weak learner of the step (WILSON's
+    localizer belongs to the step that trains it). The resolver computes it and gives it to
     :class:`IncrementalStepHook` as ``teacher_model``.
     """
     cfg = copy.deepcopy(model_cfg)
     cfg.update(classes_per_step=list(classes_per_step), distill_loss=None,
                feature_distill_loss=None)
+    cfg.pop('weak_localizer', None)
     cfg.pop('init_cfg', None)
     cfg.get('backbone', {}).pop('init_cfg', None)  # weights come from the checkpoint
     if 'pretrained' in cfg:

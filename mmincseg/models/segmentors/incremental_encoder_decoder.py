@@ -5,6 +5,7 @@ from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
+from mmengine.logging import MessageHub
 from mmseg.models.segmentors import EncoderDecoder
 from mmseg.models.utils import resize
 from mmseg.registry import MODELS
@@ -164,6 +165,12 @@ class IncrementalEncoderDecoder(EncoderDecoder):
             checkpoint and the keys
             (:func:`~mmincseg.models.utils.pretrained.check_pretrained_loaded`): such a file has
             another layout than the architecture built. Defaults to False.
+        weak_localizer (dict, optional): A step learned from image-level labels (WILSON): the
+            config of a :class:`~mmincseg.models.wilson.WilsonLocalizer` on the feature the
+            decode head reads (``in_channels``, ``num_classes``, ``num_old`` filled in here).
+            With a teacher, :meth:`loss` is then :meth:`weak_loss`. Its weights are step-local:
+            a model without a localizer ignores ``localizer.*`` entries of a state dict.
+            Defaults to None.
         **kwargs: ``EncoderDecoder`` arguments (backbone, decode_head, auxiliary_head...).
     """
 
@@ -180,6 +187,7 @@ class IncrementalEncoderDecoder(EncoderDecoder):
                  old_class_veto: bool = False,
                  distill_at: str = 'logits',
                  allow_partial_pretrained: bool = False,
+                 weak_localizer: OptConfigType = None,
                  **kwargs) -> None:
         if distill_at not in self.DISTILL_AT:
             raise ValueError(f'model.distill_at={distill_at!r} is not supported; use one of '
@@ -198,6 +206,20 @@ class IncrementalEncoderDecoder(EncoderDecoder):
         self.distill_at = distill_at
         self.allow_partial_pretrained = allow_partial_pretrained
         self._teacher: List[nn.Module] = []  # a list keeps it out of the module tree
+        self.localizer = None
+        if weak_localizer is not None:
+            cfg = dict(weak_localizer)
+            cfg.setdefault('in_channels', self.decode_head.in_channels)
+            cfg.setdefault('num_classes', self.num_classes)
+            cfg.setdefault('num_old', sum(self.classes_per_step[:-1]))
+            self.localizer = MODELS.build(cfg)
+        self._register_load_state_dict_pre_hook(self._drop_step_local_localizer)
+
+    def _drop_step_local_localizer(self, state_dict, prefix, *args) -> None:
+        """A model without a localizer loads a weak step's checkpoint without its localizer."""
+        if self.localizer is None:
+            for key in [k for k in state_dict if k.startswith(prefix + 'localizer.')]:
+                del state_dict[key]
 
     def init_weights(self) -> None:
         """mmengine's weight init, then a check that each ``Pretrained`` init it ran loaded every
@@ -395,6 +417,8 @@ class IncrementalEncoderDecoder(EncoderDecoder):
         Returns:
             dict[str, Tensor]: ``decode.loss_*``, ``aux_<i>.loss_*``, ``loss_kd``, ``loss_feat_kd``.
         """
+        if self.localizer is not None and self.teacher is not None:
+            return self.weak_loss(inputs, data_samples)
         use_teacher = self.teacher is not None and (
             self.distill_loss or self.feature_distill_loss or self.old_class_veto)
         old_logits = old_feats = new_feats = None
@@ -407,3 +431,43 @@ class IncrementalEncoderDecoder(EncoderDecoder):
             new_feats = self.decode_head._transform_inputs(feats)
         return self.losses_from_outputs(seg_logits, aux_logits, data_samples, inputs.shape[2:],
                                         old_logits, new_feats, old_feats)
+
+    def weak_loss(self, inputs: Tensor, data_samples: SampleList) -> dict:
+        """WILSON's losses of a step learned from image-level labels (``weak_localizer``).
+
+        The localizer learns from the labels and the teacher's prior at every epoch; after its
+        warm-up (the epoch read from mmengine's ``MessageHub``) every head learns the
+        localizer's and the teacher's soft targets; ILT-style feature distillation applies if
+        configured. No pixel labels are read.
+
+        Args:
+            inputs (Tensor): Images, shape (N, 3, H, W).
+            data_samples (list[SegDataSample]): With ``metainfo['img_labels']``.
+
+        Returns:
+            dict[str, Tensor]: ``loss_loc_cls``, ``loss_loc_prior``, ``decode.loss_wilson_seg``,
+            ``aux_<i>.loss_wilson_seg`` (``aux.*`` for a single head), ``loss_feat_kd``.
+        """
+        localizer = self.localizer
+        labels = localizer.image_labels(data_samples, inputs.device)
+        old_logits, old_feats = self.teacher_forward(inputs)
+        feats = self.extract_feat(inputs)
+        outputs = [(name, head.forward(feats)) for name, head in self.named_heads()]
+        encoder_feat = self.decode_head._transform_inputs(feats)
+        if not isinstance(encoder_feat, Tensor):
+            raise ValueError('weak_localizer needs a decode head that reads one feature map '
+                             '(in_index an int, input_transform None or resize_concat)')
+        losses = localizer.loss(encoder_feat, old_logits, labels)
+        epoch = MessageHub.get_current_instance().get_info('epoch') or 0
+        if localizer.warming_up(epoch):
+            targets = None
+        else:
+            targets, weights = localizer.targets(encoder_feat, old_logits, labels)
+        for name, logits in outputs:
+            losses[f'{name}.loss_wilson_seg'] = 0 * logits.sum() if targets is None else \
+                localizer.seg_loss(logits, targets, weights)
+        if self.feature_distill_loss is not None:
+            losses.update(self.distillation_losses(
+                outputs[0][1], None, data_samples, inputs.shape[2:],
+                self.decode_head._transform_inputs(feats), old_feats))
+        return losses
