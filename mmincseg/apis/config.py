@@ -11,7 +11,7 @@ from ..engine.hooks.incremental_step_hook import teacher_model_config
 from ..models.classifiers import check_head_config
 from .methods import METHODS, OVERRIDABLE, apply_model_arguments, get_method
 
-LABELS = ('gt', 'seam')
+LABELS = ('gt', 'seam', 'image')
 CROSS_ENTROPY_TYPES = ('CrossEntropyLoss', 'mmseg.CrossEntropyLoss')
 INCREMENTAL_KEYS = {
     'task', 'step', 'setting', 'method', 'labels', 'prev_checkpoint', 'lr_factor', 'work_root',
@@ -52,6 +52,14 @@ def check_incremental(inc: Optional[dict], source: str = 'config') -> dict:
     if inc['labels'] not in LABELS:
         raise ValueError(f"{source}: unknown incremental.labels '{inc['labels']}'; valid: "
                          f'{list(LABELS)}')
+    image_methods = sorted(m for m, r in METHODS.items() if r.image_model)
+    if inc['labels'] == 'image' and inc['method'] not in image_methods:
+        raise ValueError(f"{source}: incremental.labels='image' (new classes from image-level "
+                         f"labels) needs a method that learns from them: {image_methods}; got "
+                         f"method '{inc['method']}' (use labels='seam' for SEAM pseudo-labels)")
+    if inc['labels'] != 'image' and inc['method'] in image_methods:
+        raise ValueError(f"{source}: method '{inc['method']}' learns its steps > 0 from "
+                         "image-level labels: set incremental.labels='image'")
     return inc
 
 
@@ -345,6 +353,16 @@ def resolve_step(cfg: Config) -> Tuple[Config, Dict[str, Any]]:
         apply_model_arguments(model, recipe.model)
     if inc['labels'] == 'seam':
         apply_model_arguments(model, recipe.weak_model)
+    if incremental_step and inc['labels'] == 'image':
+        apply_model_arguments(model, recipe.image_model)
+        if model.get('weak_localizer') is not None:
+            model['weak_localizer']['new_classes'] = tasks.new_classes(data_task, data_step)
+        _train_on_image_labels(cfg)
+    else:  # a config's own image_model values (--cfg-options) apply to the weak steps only
+        for key in recipe.image_model:
+            model.pop(key, None)
+    if incremental_step and recipe.lr_mult:
+        _apply_lr_mult(cfg, recipe.lr_mult)
 
     # Datasets and metric.
     for ds in _dataset_cfgs(cfg):
@@ -479,6 +497,52 @@ def _add_pseudo_labels(cfg: Config, inc: dict, root: str, classes: List[int]) ->
         if t.get('type') == 'LoadAnnotations':
             out.append(dict(type='LoadPseudoLabel', pseudo_label_dir=pseudo_dir, classes=classes))
     ds.pipeline = out
+
+
+#: mmseg's ``PackSegInputs`` default meta keys.
+PACK_META_KEYS = ('img_path', 'seg_map_path', 'ori_shape', 'img_shape', 'pad_shape',
+                  'scale_factor', 'flip', 'flip_direction', 'reduce_zero_label')
+
+
+def without_pixel_labels(pipeline: Sequence[dict],
+                         drop: Sequence[str] = ('LoadAnnotations', )) -> List[dict]:
+    """A copy of ``pipeline`` that loads no mask and packs the image-level labels.
+
+    The transforms of the types in ``drop`` are removed, ``RandomCrop`` chooses its crops
+    without a mask (``cat_max_ratio`` 1) and ``PackSegInputs`` adds ``img_labels`` (set by
+    ``IncrementalVOCDataset``) to the metainfo it packs.
+    """
+    out = []
+    for t in copy.deepcopy(list(pipeline)):
+        if t.get('type') in drop:
+            continue
+        if t.get('type') == 'RandomCrop' and t.get('cat_max_ratio', 1.0) < 1.0:
+            t['cat_max_ratio'] = 1.0
+        if t.get('type') == 'PackSegInputs':
+            keys = list(t.get('meta_keys', PACK_META_KEYS))
+            t['meta_keys'] = tuple(keys + [k for k in ('img_labels', ) if k not in keys])
+        out.append(t)
+    return out
+
+
+def _train_on_image_labels(cfg: Config) -> None:
+    """Train without pixel labels (``labels='image'``): the training pipeline loads no mask
+    (:func:`without_pixel_labels`, ``CheckSegSample`` dropped too)."""
+    ds = inner_dataset(cfg, 'train_dataloader')
+    ds.pipeline = without_pixel_labels(ds.pipeline, ('LoadAnnotations', 'CheckSegSample'))
+
+
+def _apply_lr_mult(cfg: Config, lr_mult: Dict[str, float]) -> None:
+    """A recipe's learning-rate multipliers as ``paramwise_cfg.custom_keys`` (config's win)."""
+    optim = cfg.get('optim_wrapper')
+    if not isinstance(optim, dict):
+        return
+    paramwise = dict(optim.get('paramwise_cfg') or {})
+    custom = dict(paramwise.get('custom_keys') or {})
+    for key, mult in lr_mult.items():
+        custom.setdefault(key, dict(lr_mult=mult))
+    paramwise['custom_keys'] = custom
+    optim['paramwise_cfg'] = paramwise  # a ConfigDict stores a copy: set the whole value
 
 
 def _sync_buffers(hooks: List[dict]) -> None:

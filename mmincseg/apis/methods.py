@@ -37,6 +37,13 @@ class Method:
             A config's own value of such a key wins; for dict values, key by key.
         weak_model (Mapping): Segmentor arguments of every step of a run with
             ``labels='seam'`` (its steps > 0 train on SEAM pseudo-labels), under the same rule.
+        image_model (Mapping): Segmentor arguments of the steps > 0 of a run with
+            ``labels='image'`` (they learn their new classes from image-level labels, e.g.
+            WILSON's ``weak_localizer``), under the same rule. A method with image_model needs
+            ``labels='image'``, and ``labels='image'`` needs such a method.
+        lr_mult (Mapping): ``optim_wrapper.paramwise_cfg.custom_keys`` learning-rate multipliers
+            of steps > 0 by parameter-name key (WILSON: heads and localizer at 10x); a key the
+            config sets keeps its value.
         hooks (tuple[Mapping]): Custom hooks of every step of a run (step 0 included), e.g. one
             that keeps parameter importances across steps. The resolver adds
             ``prev_checkpoint`` (None at step 0) to each of them.
@@ -54,6 +61,8 @@ class Method:
     init_novel: bool = False
     model: Mapping[str, Any] = field(default_factory=dict)
     weak_model: Mapping[str, Any] = field(default_factory=dict)
+    image_model: Mapping[str, Any] = field(default_factory=dict)
+    lr_mult: Mapping[str, float] = field(default_factory=dict)
     hooks: Tuple[Mapping[str, Any], ...] = ()
     all_classes_at_once: bool = False
 
@@ -70,6 +79,10 @@ class Method:
         settings = {k: v for k, v in values.items() if v is not None}
         if self.model:
             settings['model'] = copy.deepcopy(dict(self.model))
+        if self.image_model:
+            settings['image_model'] = copy.deepcopy(dict(self.image_model))
+        if self.lr_mult:
+            settings['lr_mult'] = dict(self.lr_mult)
         if self.hooks:
             settings['hooks'] = [h['type'] for h in self.hooks]
         return settings
@@ -136,6 +149,13 @@ METHODS: Dict[str, Method] = {
                                      adaptive_factor=True)),
                hooks=(dict(type='PseudoLabelThresholdHook'), )),
         Method('joint', all_classes_at_once=True),
+        # WILSON (Cermelli et al., CVPR 2022; fcdl94/WILSON README): steps > 0 from image-level
+        # labels (labels='image'); encoder feature distillation 1 (--loss_de 1); alpha 0.5,
+        # 5 localizer-only epochs (WilsonLocalizer defaults); body lr x1, heads x10
+        # (--lr_head 10) and localizer lr 0.01 = x10 of the step's 0.001 (--lr_pseudo).
+        Method('wilson', feat_kd_weight=1.0,
+               image_model=dict(weak_localizer=dict(type='WilsonLocalizer')),
+               lr_mult={'decode_head': 10.0, 'auxiliary_head': 10.0, 'localizer': 10.0}),
     )
 }
 

@@ -30,14 +30,11 @@ from .. import tasks
 from ..utils.checkpoint import checkpoint_record, unwrap_state_dict
 from ..utils.io import atomic_write
 from .config import (SKIP_VALIDATION, check_incremental, inner_dataset,  # noqa: F401
-                     missing_seam_config, resolve_config_path, seam_of_step)
+                     missing_seam_config, resolve_config_path, seam_of_step,
+                     without_pixel_labels)
 from .plan import StepPlan, plan_step
 from .results import PSEUDO_LABEL_METRICS_FILE
 from .train import load_step_config, step_is_finished, train_resolved
-
-PACK_META_KEYS = ('img_path', 'seg_map_path', 'ori_shape', 'img_shape', 'pad_shape',
-                  'scale_factor', 'flip', 'flip_direction', 'reduce_zero_label', 'img_labels')
-
 
 # --------------------------------------------------------------------------------- building
 def load_seam_config(seam_config: Union[str, Config],
@@ -127,15 +124,8 @@ def check_seam_checkpoint(state: dict, model, checkpoint: str, cfg: Config) -> N
 def pseudo_label_pipeline(cfg: Config) -> List[dict]:
     """The config's test pipeline without annotations, packing ``img_labels``."""
     pipeline = cfg.get('test_pipeline') or inner_dataset(cfg, 'val_dataloader').pipeline
-    out = []
-    for t in copy.deepcopy(list(pipeline)):
-        if t.get('type') == 'LoadAnnotations':
-            continue  # true masks are read separately, and only to evaluate
-        if t.get('type') == 'PackSegInputs':
-            keys = list(t.get('meta_keys', PACK_META_KEYS))
-            t['meta_keys'] = tuple(keys + [k for k in ('img_labels', ) if k not in keys])
-        out.append(t)
-    return out
+    # true masks are read separately, and only to evaluate
+    return without_pixel_labels(pipeline)
 
 
 def build_step_train_images(cfg: Config):

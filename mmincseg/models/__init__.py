@@ -3,6 +3,8 @@ from .classifiers import IncrementalClassifier, init_novel_classifier, make_incr
 from .losses import *  # noqa: F401,F403
 from .seam import SEAMNet
 from .segmentors import IncrementalEncoderDecoder
+from .wilson import WilsonLocalizer
 
 __all__ = ['SeedBiSeNetV1', 'IncrementalClassifier', 'make_incremental',
-           'IncrementalEncoderDecoder', 'SEAMNet', 'init_novel_classifier']
+           'IncrementalEncoderDecoder', 'SEAMNet', 'init_novel_classifier',
+           'WilsonLocalizer']

@@ -141,7 +141,8 @@ def benchmark_seam(size: int, repeats: int, device: torch.device) -> dict:
 
     def call():
         return infer_cams(model, img, scales=test_cfg['scales'], flip=test_cfg['flip'],
-                          img_labels=[1, 16], use_pcm=test_cfg['use_pcm'])
+                          img_labels=[1, 16], use_pcm=test_cfg['use_pcm'],
+                          norm=test_cfg.get('norm', 'min_max'))
 
     with torch.inference_mode():
         call()

@@ -2,7 +2,11 @@
 # output stride 8 (the paper uses ResNet-38, also OS8), a bias-free 1x1 CAM classifier and the
 # Pixel Correlation Module on layer2/layer3 features. `class_ids` (background + the classes of the
 # step) are set by the resolver from the config's `incremental` block (mmincseg/apis/config.py).
-norm_cfg = dict(type='BN', requires_grad=True)
+# As SEAM's ResNet-38 trains (network/resnet38d.py, Net.train): every BatchNorm in eval mode with
+# frozen affine parameters, and the stem + first stage frozen (ResNet-38's conv1a, b2, b2_1, b2_2;
+# here the stem and layer1). `norm_eval=False`, `frozen_stages=-1`, `requires_grad=True` train
+# them all instead.
+norm_cfg = dict(type='BN', requires_grad=False)
 model = dict(
     type='SEAMNet',
     data_preprocessor=dict(
@@ -21,7 +25,8 @@ model = dict(
         strides=(1, 2, 1, 1),
         dilations=(1, 1, 2, 4),
         norm_cfg=norm_cfg,
-        norm_eval=False,
+        norm_eval=True,
+        frozen_stages=1,
         style='pytorch',
         contract_dilation=True,
         init_cfg=dict(type='Pretrained', checkpoint='open-mmlab://resnet50_v1c')),

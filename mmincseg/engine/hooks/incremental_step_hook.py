@@ -57,8 +57,9 @@ def teacher_model_config(model_cfg: dict, classes_per_step: Sequence[int]) -> di
     """The config of the step t-1 model (the teacher) from the step-t student's model config.
 
     The same model with the classifiers of steps 0..t-1 (``classes_per_step``), no distillation
-    losses or pseudo-labelling of its own, and no weight initialisation (its weights come from the previous-step
-    checkpoint, so no pretrained file is read). The resolver computes it and gives it to
+    losses or pseudo-labelling of its own, and no weight initialisation (its weights come from the
+    previous-step checkpoint, so no pretrained file is read), and no weak learner of the step
+    (WILSON's localizer belongs to the step that trains it). The resolver computes it and gives it to
     :class:`IncrementalStepHook` as ``teacher_model``.
     """
     cfg = copy.deepcopy(model_cfg)
@@ -67,6 +68,7 @@ def teacher_model_config(model_cfg: dict, classes_per_step: Sequence[int]) -> di
     for key in ('pod_loss', 'pseudo_label'):  # PLOP's, only where the student has them
         if key in cfg:
             cfg[key] = None
+    cfg.pop('weak_localizer', None)
     cfg.pop('init_cfg', None)
     cfg.get('backbone', {}).pop('init_cfg', None)  # weights come from the checkpoint
     if 'pretrained' in cfg:

@@ -16,14 +16,16 @@ def infer_cams(model: nn.Module,
                scales: Sequence[float] = (0.5, 1.0, 1.5, 2.0),
                flip: bool = True,
                img_labels: Optional[Sequence[int]] = None,
-               use_pcm: bool = True) -> Tensor:
+               use_pcm: bool = True,
+               norm: str = 'min_max') -> Tensor:
     """Multi-scale, flip-augmented CAMs of one image.
 
     At every scale the image and its horizontal flip go through the model as one batch; the
     (PCM-refined) CAMs are ReLU'd, resized to the image size, un-flipped and summed over scales and
     flips. Channels of classes not in ``img_labels`` and the background channel are zeroed, and each
-    remaining channel is divided by its maximum. Runs without gradient; the caller chooses the
-    model's mode (``model.eval()`` for pseudo-labels).
+    remaining channel is mapped onto [0, 1]: ``(x - min) / (max - min)`` over the image (``norm=
+    'min_max'``, SEAM's ``infer_SEAM.py``) or ``x / max`` (``'max'``). Runs without gradient; the
+    caller chooses the model's mode (``model.eval()`` for pseudo-labels).
 
     Args:
         model (nn.Module): A :class:`SEAMNet` (anything whose ``forward(x, mode='tensor')`` returns
@@ -35,6 +37,7 @@ def infer_cams(model: nn.Module,
         img_labels (Sequence[int], optional): Class ids (e.g. VOC ids) present in the image; ids not
             in ``model.class_ids`` are ignored. None keeps every foreground channel.
         use_pcm (bool): Use the PCM-refined CAM (SEAM) or the raw CAM. Default: True.
+        norm (str): ``'min_max'`` (SEAM) or ``'max'``. Default: 'min_max'.
 
     Returns:
         Tensor: CAMs in [0, 1], has a shape (C, H, W), C = ``len(model.class_ids)``; channel 0
@@ -69,9 +72,12 @@ def infer_cams(model: nn.Module,
     for k, class_id in enumerate(class_ids):
         if class_id != 0 and (wanted is None or class_id in wanted):
             keep[k] = 1
-    total = total * keep[:, None, None]
-    peak = total.flatten(1).max(dim=1)[0][:, None, None]
-    return total / (peak + 1e-5)
+    if norm not in ('min_max', 'max'):
+        raise ValueError(f"infer_cams norm must be 'min_max' or 'max', got {norm!r}")
+    flat = total.flatten(1)
+    peak = flat.max(dim=1)[0][:, None, None]
+    low = flat.min(dim=1)[0][:, None, None] if norm == 'min_max' else torch.zeros_like(peak)
+    return (total - low) / (peak - low + 1e-5) * keep[:, None, None]
 
 
 def cams_to_pseudo_label(cams: Union[np.ndarray, Tensor],

@@ -9,10 +9,14 @@ affine-transformed copy ``A(I)`` with three terms, all weighted 1 by default:
   max-normalised, label-masked CAMs (:func:`equivariant_reg_loss`);
 * the equivariant cross regularisation ECR, the two cross terms between one branch's PCM output and
   the other branch's CAM, each the mean of the largest 20% absolute differences
-  (:func:`equivariant_cross_reg_loss`).
+  (:func:`equivariant_cross_reg_loss`); SEAM's ``train_SEAM.py`` detaches that CAM and keeps only
+  its best foreground class per pixel (:func:`max_onehot`), so ECR trains the PCM alone;
+* the adaptive min-pooling term on the PCM output (:func:`adaptive_min_pool_loss`), which SEAM adds
+  to its classification loss.
 
-The helpers :func:`max_norm`, :func:`mask_cams` and :func:`background_from_foreground` prepare the
-maps the way the model feeds them to the regularisers. Channel 0 is always background.
+The helpers :func:`max_norm`, :func:`min_max_norm`, :func:`mask_cams` and
+:func:`background_from_foreground` prepare the maps the way the model feeds them to the
+regularisers. Channel 0 is always background.
 """
 import torch
 import torch.nn.functional as F
@@ -32,6 +36,68 @@ def max_norm(cams: Tensor, eps: float = 1e-5) -> Tensor:
     cams = F.relu(cams)
     peak = cams.flatten(2).max(dim=2)[0][..., None, None]
     return cams / (peak + eps)
+
+
+def min_max_norm(cams: Tensor, eps: float = 1e-5) -> Tensor:
+    """ReLU, then map every channel's spatial [min, max] range onto [0, 1).
+
+    ``relu(relu(x) - min - eps) / (max - min + eps)``, the normalisation SEAM's ``max_norm``
+    (``tool/visualization.py``) actually computes in training.
+
+    Args:
+        cams (Tensor): Class activation maps, has a shape (N, C, H, W).
+        eps (float): Stabiliser; an all-equal channel becomes zero. Default: 1e-5.
+
+    Returns:
+        Tensor: Maps in [0, 1), has a shape (N, C, H, W).
+    """
+    cams = F.relu(cams)
+    flat = cams.flatten(2)
+    low = flat.min(dim=2)[0][..., None, None]
+    high = flat.max(dim=2)[0][..., None, None]
+    return F.relu(cams - low - eps) / (high - low + eps)
+
+
+#: Per-channel CAM normalisations by name (SEAMNet ``cam_norm``, ``test_cfg.norm``).
+CAM_NORMS = {'max': max_norm, 'min_max': min_max_norm}
+
+
+def max_onehot(cams: Tensor) -> Tensor:
+    """Keep, per pixel, only the largest foreground channel (ties keep all); background stays.
+
+    Args:
+        cams (Tensor): Maps, channel 0 background, has a shape (N, C, H, W), C >= 2.
+
+    Returns:
+        Tensor: Same shape; foreground channels below their pixel's foreground maximum are 0.
+    """
+    foreground = cams[:, 1:]
+    best = foreground.max(dim=1, keepdim=True)[0]
+    foreground = torch.where(foreground == best, foreground, torch.zeros_like(foreground))
+    return torch.cat([cams[:, :1], foreground], dim=1)
+
+
+def adaptive_min_pool_loss(cams: Tensor, ratio: float = 0.25) -> Tensor:
+    """SEAM's adaptive min-pooling term: the mean of the smallest ``ratio`` of per-pixel maxima.
+
+    Per pixel the largest channel score is taken; of each image the ``ratio * H * W`` smallest
+    of these (at least one) are ReLU'd and averaged, then averaged over images. It pushes the
+    least activated pixels (background) of the PCM output towards zero.
+
+    Args:
+        cams (Tensor): Label-masked foreground maps (the background channel removed), has a
+            shape (N, K, H, W).
+        ratio (float): Fraction of the pixels pooled, in (0, 1]. Default: 0.25 (SEAM's
+            ``h * w // 4``).
+
+    Returns:
+        Tensor: Scalar loss.
+    """
+    if not 0 < ratio <= 1:
+        raise ValueError(f'adaptive_min_pool_loss ratio must be in (0, 1], got {ratio}')
+    per_pixel = cams.max(dim=1)[0].flatten(1)
+    k = max(1, int(per_pixel.size(1) * ratio))
+    return F.relu(per_pixel.topk(k, dim=1, largest=False)[0]).mean()
 
 
 def background_from_foreground(cams: Tensor) -> Tensor:

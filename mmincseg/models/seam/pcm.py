@@ -12,15 +12,20 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
-def pcm_cam_input(cam: Tensor, eps: float = 1e-5) -> Tensor:
+def pcm_cam_input(cam: Tensor, eps: float = 1e-5, suppress_non_max: bool = True) -> Tensor:
     """Normalise a CAM the way the PCM consumes it (no gradient).
 
     ReLU, per-class max-normalisation over space, then background (channel 0) set to
-    ``1 - max`` over the foreground channels.
+    ``1 - max`` over the foreground channels. With ``suppress_non_max`` (SEAM's
+    ``network/resnet38_SEAM.py``) every foreground channel that is not the largest foreground
+    score of its pixel is then zeroed, so each pixel propagates only its best class (ties keep
+    every tied channel).
 
     Args:
         cam (Tensor): Raw CAM, channel 0 background, has a shape (N, C, H, W), C >= 2.
         eps (float): Stabiliser of the division. Default: 1e-5.
+        suppress_non_max (bool): Zero the non-maximal foreground channels of each pixel.
+            Default: True (SEAM); False keeps them all.
 
     Returns:
         Tensor: Detached maps in [0, 1], has a shape (N, C, H, W).
@@ -29,8 +34,11 @@ def pcm_cam_input(cam: Tensor, eps: float = 1e-5) -> Tensor:
         cam = F.relu(cam.detach())
         peak = cam.flatten(2).max(dim=2)[0][..., None, None]
         cam = cam / (peak + eps)
-        background = 1 - cam[:, 1:].max(dim=1, keepdim=True)[0]
-        return torch.cat([background, cam[:, 1:]], dim=1)
+        foreground = cam[:, 1:]
+        best = foreground.max(dim=1, keepdim=True)[0]
+        if suppress_non_max:
+            foreground = torch.where(foreground < best, torch.zeros_like(foreground), foreground)
+        return torch.cat([1 - best, foreground], dim=1)
 
 
 class PixelCorrelationModule(nn.Module):
@@ -50,6 +58,10 @@ class PixelCorrelationModule(nn.Module):
         embed_channels (int): Channels of the embedding the affinity is computed on. Default: 192.
         image_channels (int): Channels of the input image. Default: 3.
         eps (float): Stabiliser of the L2 and column normalisations. Default: 1e-5.
+        suppress_non_max (bool): Feed the CAM with its non-maximal foreground channels zeroed
+            (:func:`pcm_cam_input`). Default: True (SEAM).
+        embed_init_gain (float): Gain of the Xavier-uniform init of the embedding conv.
+            Default: 4.0 (SEAM's ``f9``); 1.0 is PyTorch's default gain.
     """
 
     def __init__(self,
@@ -57,7 +69,9 @@ class PixelCorrelationModule(nn.Module):
                  proj_channels: Sequence[int] = (64, 128),
                  embed_channels: int = 192,
                  image_channels: int = 3,
-                 eps: float = 1e-5) -> None:
+                 eps: float = 1e-5,
+                 suppress_non_max: bool = True,
+                 embed_init_gain: float = 4.0) -> None:
         super().__init__()
         if len(in_channels) != len(proj_channels):
             raise ValueError(f'PCM in_channels {tuple(in_channels)} and proj_channels '
@@ -68,6 +82,7 @@ class PixelCorrelationModule(nn.Module):
         self.embed_channels = embed_channels
         self.image_channels = image_channels
         self.eps = eps
+        self.suppress_non_max = suppress_non_max
         self.projections = nn.ModuleList(
             nn.Conv2d(c_in, c_out, kernel_size=1, bias=False)
             for c_in, c_out in zip(in_channels, proj_channels))
@@ -75,7 +90,7 @@ class PixelCorrelationModule(nn.Module):
             image_channels + sum(proj_channels), embed_channels, kernel_size=1, bias=False)
         for proj in self.projections:
             nn.init.kaiming_normal_(proj.weight, nonlinearity='relu')
-        nn.init.xavier_uniform_(self.embed.weight)
+        nn.init.xavier_uniform_(self.embed.weight, gain=embed_init_gain)
 
     def embedding(self, feats: Sequence[Tensor], img: Tensor, size: Sequence[int]) -> Tensor:
         """Per-pixel L2-normalised embedding.
@@ -122,7 +137,7 @@ class PixelCorrelationModule(nn.Module):
 
         Args:
             cam (Tensor): Raw CAM, channel 0 background, has a shape (N, C, h, w); it is
-                normalised by :func:`pcm_cam_input` without gradient.
+                normalised by :func:`pcm_cam_input` (``suppress_non_max``) without gradient.
             feats (Sequence[Tensor]): Backbone features, see :meth:`embedding`.
             img (Tensor): Input image, has a shape (N, image_channels, H, W).
 
@@ -131,5 +146,5 @@ class PixelCorrelationModule(nn.Module):
         """
         n, c, h, w = cam.shape
         aff = self.affinity(feats, img, (h, w))
-        cam = pcm_cam_input(cam).flatten(2)
+        cam = pcm_cam_input(cam, suppress_non_max=self.suppress_non_max).flatten(2)
         return torch.bmm(cam, aff).view(n, c, h, w)

@@ -15,8 +15,8 @@ from torch import Tensor
 from ..utils.pretrained import init_weights_checked
 from .equivariance import EquivariantTransform
 from .inference import cams_to_pseudo_label, infer_cams
-from .losses import (background_from_foreground, cam_cls_loss, equivariant_cross_reg_loss,
-                     equivariant_reg_loss, mask_cams, max_norm)
+from .losses import (CAM_NORMS, adaptive_min_pool_loss, background_from_foreground, cam_cls_loss,
+                     equivariant_cross_reg_loss, equivariant_reg_loss, mask_cams, max_onehot)
 from .pcm import PixelCorrelationModule
 
 DEFAULT_DATA_PREPROCESSOR = dict(
@@ -28,7 +28,7 @@ DEFAULT_DATA_PREPROCESSOR = dict(
     seg_pad_val=255,
     size_divisor=8)
 DEFAULT_TEST_CFG = dict(scales=(0.5, 1.0, 1.5, 2.0), flip=True, bg_alpha=0.26, ignore_below=None,
-                        max_foreground=None, adaptive_alpha=False, use_pcm=True)
+                        max_foreground=None, adaptive_alpha=False, use_pcm=True, norm='min_max')
 
 
 @MODELS.register_module()
@@ -43,6 +43,17 @@ class SEAMNet(BaseModel):
     Image-level labels are read from ``data_samples[i].metainfo['img_labels']`` (class ids present,
     background excluded). Channel k of the classifier is class ``class_ids[k]``; channel 0 must be
     background (id 0); labels not in ``class_ids`` are ignored.
+
+    The defaults are SEAM's training as its authors' code does it (``network/resnet38_SEAM.py``,
+    ``train_SEAM.py``, ``infer_SEAM.py``); each switch below restores the simpler variant this
+    class had before (in brackets): dropout 0.5 before the classifier [0], min-max CAM
+    normalisation in the regularisers and at inference [max], the PCM fed the CAM with the
+    non-maximal foreground channels zeroed [all kept], the PCM embedding initialised with gain 4
+    [1], an ECR target that is detached and max-onehot so ECR trains the PCM only [the CAM as is,
+    ECR also pulling the CAM and the backbone], and the adaptive min-pooling term on the PCM
+    output [absent]. SEAM's frozen first blocks and frozen BatchNorm are backbone settings
+    (``frozen_stages``, ``norm_eval``, ``norm_cfg.requires_grad`` in
+    configs/_base_/models/seam_r50.py).
 
     Learning-rate multipliers for the new layers (SEAM: 10x) are set in the optimizer config, e.g.
     ``paramwise_cfg=dict(custom_keys={'classifier': dict(lr_mult=10), 'pcm': dict(lr_mult=10)})``.
@@ -66,9 +77,27 @@ class SEAMNet(BaseModel):
         loss_er_weight (float): Weight of ER. Default: 1.0.
         loss_ecr_weight (float): Weight of ECR. Default: 1.0.
         ecr_top_ratio (float): Fraction of largest differences averaged by ECR. Default: 0.2.
+        dropout_ratio (float): ``Dropout2d`` probability on the CAM feature before the
+            classifier. Default: 0.5 (SEAM's ``dropout7``); 0 disables it.
+        cam_norm (str): Per-channel normalisation of the CAMs fed to ER and ECR, ``'min_max'``
+            (SEAM, :func:`~.losses.min_max_norm`) or ``'max'`` (:func:`~.losses.max_norm`).
+            Default: 'min_max'.
+        pcm_suppress_non_max (bool): Zero the non-maximal foreground channels of the CAM fed
+            to the PCM (:func:`~.pcm.pcm_cam_input`). Default: True (SEAM).
+        pcm_embed_init_gain (float): Xavier gain of the PCM embedding conv. Default: 4.0 (SEAM).
+        ecr_detach_target (bool): ECR compares each PCM output with the other branch's CAM
+            without gradient, so ECR trains the PCM only. Default: True (SEAM).
+        ecr_max_onehot (bool): That CAM keeps only its best foreground class per pixel
+            (:func:`~.losses.max_onehot`). Default: True (SEAM).
+        loss_min_pool_weight (float): Weight of the adaptive min-pooling term on the
+            label-masked PCM output of both branches (:func:`~.losses.adaptive_min_pool_loss`,
+            logged as ``loss_min_pool``). Default: 1.0 (SEAM adds it to its cls loss); 0 drops
+            it.
+        min_pool_ratio (float): Fraction of pixels it pools. Default: 0.25 (SEAM).
         test_cfg (dict, optional): Pseudo-label inference: ``scales``, ``flip``, ``bg_alpha``,
-            ``ignore_below``, ``max_foreground``, ``adaptive_alpha``, ``use_pcm`` (defaults in
-            ``DEFAULT_TEST_CFG``; see :func:`cams_to_pseudo_label`).
+            ``ignore_below``, ``max_foreground``, ``adaptive_alpha``, ``use_pcm``, ``norm``
+            (``'min_max'`` as SEAM or ``'max'``; defaults in ``DEFAULT_TEST_CFG``; see
+            :func:`infer_cams`, :func:`cams_to_pseudo_label`).
         data_preprocessor (dict | nn.Module, optional): Default: mmseg ``SegDataPreProcessor`` with
             ImageNet mean/std, BGR->RGB, size_divisor 8.
         init_cfg (dict | list, optional): MMEngine init config.
@@ -91,6 +120,14 @@ class SEAMNet(BaseModel):
                  loss_er_weight: float = 1.0,
                  loss_ecr_weight: float = 1.0,
                  ecr_top_ratio: float = 0.2,
+                 dropout_ratio: float = 0.5,
+                 cam_norm: str = 'min_max',
+                 pcm_suppress_non_max: bool = True,
+                 pcm_embed_init_gain: float = 4.0,
+                 ecr_detach_target: bool = True,
+                 ecr_max_onehot: bool = True,
+                 loss_min_pool_weight: float = 1.0,
+                 min_pool_ratio: float = 0.25,
                  test_cfg: Optional[dict] = None,
                  data_preprocessor: Optional[Union[dict, nn.Module]] = None,
                  init_cfg: Optional[Union[dict, List[dict]]] = None,
@@ -116,23 +153,34 @@ class SEAMNet(BaseModel):
                 self._channels_at(out_channels, i, 'pcm_in_channels') for i in self.pcm_indices]
         self.in_channels = int(in_channels)
 
+        if not 0 <= dropout_ratio < 1:
+            raise ValueError(f'SEAMNet dropout_ratio must be in [0, 1), got {dropout_ratio}')
+        self.dropout = nn.Dropout2d(dropout_ratio) if dropout_ratio > 0 else nn.Identity()
         self.classifier = nn.Conv2d(self.in_channels, self.num_classes, kernel_size=1, bias=False)
         nn.init.xavier_uniform_(self.classifier.weight)
         self.pcm = PixelCorrelationModule(
             in_channels=pcm_in_channels,
             proj_channels=pcm_channels,
-            embed_channels=pcm_embed_channels)
+            embed_channels=pcm_embed_channels,
+            suppress_non_max=pcm_suppress_non_max,
+            embed_init_gain=pcm_embed_init_gain)
 
         self.transform = EquivariantTransform(**(transform or {}))
         self.loss_cls_weight = loss_cls_weight
         self.loss_er_weight = loss_er_weight
         self.loss_ecr_weight = loss_ecr_weight
         self.ecr_top_ratio = ecr_top_ratio
+        self.cam_norm = self._check_norm(cam_norm, 'cam_norm')
+        self.ecr_detach_target = ecr_detach_target
+        self.ecr_max_onehot = ecr_max_onehot
+        self.loss_min_pool_weight = loss_min_pool_weight
+        self.min_pool_ratio = min_pool_ratio
         unknown = set(test_cfg or {}) - set(DEFAULT_TEST_CFG)
         if unknown:
             raise ValueError(f'SEAMNet test_cfg has unknown keys {sorted(unknown)}; valid keys: '
                              f'{sorted(DEFAULT_TEST_CFG)}')
         self.test_cfg = {**DEFAULT_TEST_CFG, **(test_cfg or {})}
+        self._check_norm(self.test_cfg['norm'], 'test_cfg.norm')
         self.allow_partial_pretrained = allow_partial_pretrained
 
     def init_weights(self) -> None:
@@ -156,6 +204,13 @@ class SEAMNet(BaseModel):
             raise ValueError(f'SEAMNet weights were trained for class_ids {list(saved)}, this '
                              f'model has class_ids {self.class_ids}; use the SEAM checkpoint of '
                              'the same split and step')
+
+    @staticmethod
+    def _check_norm(norm: str, key: str) -> str:
+        if norm not in CAM_NORMS:
+            raise ValueError(f'SEAMNet {key}={norm!r} is not a CAM normalisation; use one of '
+                             f'{sorted(CAM_NORMS)}')
+        return norm
 
     @staticmethod
     def _check_class_ids(class_ids: Sequence[int]) -> List[int]:
@@ -200,7 +255,7 @@ class SEAMNet(BaseModel):
             C = ``num_classes``, (h, w) the size of the CAM feature (H/8, W/8 by default).
         """
         feats = self.backbone(inputs)
-        cam = self.classifier(feats[self.cam_index])
+        cam = self.classifier(self.dropout(feats[self.cam_index]))
         refined = self.pcm(cam, [feats[i] for i in self.pcm_indices], inputs)
         return cam, refined
 
@@ -265,7 +320,8 @@ class SEAMNet(BaseModel):
             data_samples (list[SegDataSample]): With ``metainfo['img_labels']``.
 
         Returns:
-            dict[str, Tensor]: ``loss_cls``, ``loss_er``, ``loss_ecr`` (weighted scalars).
+            dict[str, Tensor]: ``loss_cls``, ``loss_er``, ``loss_ecr`` and, with a non-zero
+            ``loss_min_pool_weight``, ``loss_min_pool`` (weighted scalars).
         """
         if data_samples is None:
             raise ValueError("SEAMNet mode='loss' needs data_samples with image-level labels")
@@ -276,21 +332,49 @@ class SEAMNet(BaseModel):
         fg_labels = labels[:, 1:]
         loss_cls = (cam_cls_loss(cam[:, 1:], fg_labels) + cam_cls_loss(cam_t[:, 1:], fg_labels)) / 2
 
+        losses = {}
+        if self.loss_min_pool_weight:
+            loss_min_pool = (adaptive_min_pool_loss(mask_cams(refined, labels)[:, 1:],
+                                                    self.min_pool_ratio) +
+                             adaptive_min_pool_loss(mask_cams(refined_t, labels)[:, 1:],
+                                                    self.min_pool_ratio)) / 2
+            losses['loss_min_pool'] = self.loss_min_pool_weight * loss_min_pool
+
         # Bring the first branch into the frame of the second: A(F(I)) vs F(A(I)).
+        norm = CAM_NORMS[self.cam_norm]
         size = cam_t.shape[-2:]
-        moved_cam = mask_cams(self.transform.apply_to_map(max_norm(cam), size), labels)
-        moved_refined = mask_cams(self.transform.apply_to_map(max_norm(refined), size), labels)
-        cam_t = mask_cams(max_norm(cam_t), labels)
-        refined_t = mask_cams(max_norm(refined_t), labels)
+        moved_cam = mask_cams(self.transform.apply_to_map(norm(cam), size), labels)
+        moved_refined = mask_cams(self.transform.apply_to_map(norm(refined), size), labels)
+        cam_t = mask_cams(norm(cam_t), labels)
+        refined_t = mask_cams(norm(refined_t), labels)
 
         loss_er = equivariant_reg_loss(moved_cam[:, 1:], cam_t[:, 1:])
         loss_ecr = equivariant_cross_reg_loss(
-            moved_refined, background_from_foreground(cam_t), refined_t,
-            background_from_foreground(moved_cam), self.ecr_top_ratio)
-        return dict(
+            moved_refined, self.ecr_target(cam_t), refined_t, self.ecr_target(moved_cam),
+            self.ecr_top_ratio)
+        losses.update(
             loss_cls=self.loss_cls_weight * loss_cls,
             loss_er=self.loss_er_weight * loss_er,
             loss_ecr=self.loss_ecr_weight * loss_ecr)
+        return losses
+
+    def ecr_target(self, cam: Tensor) -> Tensor:
+        """The CAM one branch's PCM output is pulled towards by ECR.
+
+        Background becomes ``1 - max`` foreground; then, as configured, the map is detached
+        (``ecr_detach_target``) and reduced to its best foreground class per pixel
+        (``ecr_max_onehot``).
+
+        Args:
+            cam (Tensor): Normalised, label-masked CAM, has a shape (N, C, h, w).
+
+        Returns:
+            Tensor: Has a shape (N, C, h, w).
+        """
+        target = background_from_foreground(cam)
+        if self.ecr_detach_target:
+            target = target.detach()
+        return max_onehot(target) if self.ecr_max_onehot else target
 
     # -------------------------------------------------------------------------------- predict
     def image_cams(self, img: Tensor, img_labels: Optional[Sequence[int]] = None) -> Tensor:
@@ -305,7 +389,7 @@ class SEAMNet(BaseModel):
         """
         cfg = self.test_cfg
         return infer_cams(self, img, scales=cfg['scales'], flip=cfg['flip'],
-                          img_labels=img_labels, use_pcm=cfg['use_pcm'])
+                          img_labels=img_labels, use_pcm=cfg['use_pcm'], norm=cfg['norm'])
 
     def cams_to_label(self, cams: Union[np.ndarray, Tensor],
                       img_labels: Optional[Sequence[int]]) -> np.ndarray:

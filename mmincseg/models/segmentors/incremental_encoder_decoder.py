@@ -6,6 +6,7 @@ from typing import List, Optional, Sequence, Tuple, Union
 import torch
 import torch.nn as nn
 from mmengine.structures import PixelData
+from mmengine.logging import MessageHub
 from mmseg.models.segmentors import EncoderDecoder
 from mmseg.models.utils import resize
 from mmseg.registry import MODELS
@@ -189,6 +190,12 @@ class IncrementalEncoderDecoder(EncoderDecoder):
             checkpoint and the keys
             (:func:`~mmincseg.models.utils.pretrained.check_pretrained_loaded`): such a file has
             another layout than the architecture built. Defaults to False.
+        weak_localizer (dict, optional): A step learned from image-level labels (WILSON): the
+            config of a :class:`~mmincseg.models.wilson.WilsonLocalizer` on the feature the
+            decode head reads (``in_channels``, ``num_classes``, ``num_old`` filled in here).
+            With a teacher, :meth:`loss` is then :meth:`weak_loss`. Its weights are step-local:
+            a model without a localizer ignores ``localizer.*`` entries of a state dict.
+            Defaults to None.
         **kwargs: ``EncoderDecoder`` arguments (backbone, decode_head, auxiliary_head...).
     """
 
@@ -211,6 +218,7 @@ class IncrementalEncoderDecoder(EncoderDecoder):
                  pod_logits: bool = True,
                  pseudo_label: OptConfigType = None,
                  allow_partial_pretrained: bool = False,
+                 weak_localizer: OptConfigType = None,
                  **kwargs) -> None:
         if distill_at not in self.DISTILL_AT:
             raise ValueError(f'model.distill_at={distill_at!r} is not supported; use one of '
@@ -236,6 +244,20 @@ class IncrementalEncoderDecoder(EncoderDecoder):
         self.pseudo_label_thresholds: Optional[Tensor] = None
         self._teacher: List[nn.Module] = []  # a list keeps it out of the module tree
         self._regularizer: List[nn.Module] = []  # as the teacher: never in state_dict()
+        self.localizer = None
+        if weak_localizer is not None:
+            cfg = dict(weak_localizer)
+            cfg.setdefault('in_channels', self.decode_head.in_channels)
+            cfg.setdefault('num_classes', self.num_classes)
+            cfg.setdefault('num_old', sum(self.classes_per_step[:-1]))
+            self.localizer = MODELS.build(cfg)
+        self._register_load_state_dict_pre_hook(self._drop_step_local_localizer)
+
+    def _drop_step_local_localizer(self, state_dict, prefix, *args) -> None:
+        """A model without a localizer loads a weak step's checkpoint without its localizer."""
+        if self.localizer is None:
+            for key in [k for k in state_dict if k.startswith(prefix + 'localizer.')]:
+                del state_dict[key]
 
     @classmethod
     def _check_pseudo_label(cls, pseudo_label: Optional[dict]) -> Optional[dict]:
@@ -578,6 +600,8 @@ class IncrementalEncoderDecoder(EncoderDecoder):
             dict[str, Tensor]: ``decode.loss_*``, ``aux_<i>.loss_*``, ``loss_kd``, ``loss_feat_kd``,
             ``loss_pod``, ``loss_pod_logits``, as configured.
         """
+        if self.localizer is not None and self.teacher is not None:
+            return self.weak_loss(inputs, data_samples)
         use_teacher = self.teacher is not None and bool(
             self.distill_loss or self.feature_distill_loss or self.old_class_veto
             or self.pod_loss or self.pseudo_label)
@@ -597,3 +621,43 @@ class IncrementalEncoderDecoder(EncoderDecoder):
         return self.losses_from_outputs(seg_logits, aux_logits, data_samples, inputs.shape[2:],
                                         old_logits, new_feats, old_feats, pod_feats,
                                         old_pod_feats)
+
+    def weak_loss(self, inputs: Tensor, data_samples: SampleList) -> dict:
+        """WILSON's losses of a step learned from image-level labels (``weak_localizer``).
+
+        The localizer learns from the labels and the teacher's prior at every epoch; after its
+        warm-up (the epoch read from mmengine's ``MessageHub``) every head learns the
+        localizer's and the teacher's soft targets; ILT-style feature distillation applies if
+        configured. No pixel labels are read.
+
+        Args:
+            inputs (Tensor): Images, shape (N, 3, H, W).
+            data_samples (list[SegDataSample]): With ``metainfo['img_labels']``.
+
+        Returns:
+            dict[str, Tensor]: ``loss_loc_cls``, ``loss_loc_prior``, ``decode.loss_wilson_seg``,
+            ``aux_<i>.loss_wilson_seg`` (``aux.*`` for a single head), ``loss_feat_kd``.
+        """
+        localizer = self.localizer
+        labels = localizer.image_labels(data_samples, inputs.device)
+        old_logits, old_feats = self.teacher_forward(inputs)
+        feats = self.extract_feat(inputs)
+        outputs = [(name, head.forward(feats)) for name, head in self.named_heads()]
+        encoder_feat = self.decode_head._transform_inputs(feats)
+        if not isinstance(encoder_feat, Tensor):
+            raise ValueError('weak_localizer needs a decode head that reads one feature map '
+                             '(in_index an int, input_transform None or resize_concat)')
+        losses = localizer.loss(encoder_feat, old_logits, labels)
+        epoch = MessageHub.get_current_instance().get_info('epoch') or 0
+        if localizer.warming_up(epoch):
+            targets = None
+        else:
+            targets, weights = localizer.targets(encoder_feat, old_logits, labels)
+        for name, logits in outputs:
+            losses[f'{name}.loss_wilson_seg'] = 0 * logits.sum() if targets is None else \
+                localizer.seg_loss(logits, targets, weights)
+        if self.feature_distill_loss is not None:
+            losses.update(self.distillation_losses(
+                outputs[0][1], None, data_samples, inputs.shape[2:],
+                self.decode_head._transform_inputs(feats), old_feats))
+        return losses
