@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Reproduces the toy-data tables of docs/results.md (seed's Tables 1 and 2 on the synthetic VOC).
-# Usage: bash tools/toy_tables.sh [table1|table2|table3|kd|all]   (CPU; ~1-2 h on 2 cores)
+# Usage: bash tools/toy_tables.sh [table1|table2|table10-1|table3|kd|all]   (CPU; hours on 2 cores)
+# (table2 = table2-shared + table2-own + its tables; finished runs are skipped when re-run)
 # Two chains run in parallel with one thread each (2 cores); logs go to work_dirs/toy/*.log.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,7 +30,7 @@ if [ "$WHAT" = table2-seeds ]; then
   T=$BASE
   for split in 15-5 15-1; do
     runs=(); names=()
-    for m in ft lwf ilt mib; do
+    for m in ft lwf ilt mib plop lwf_mc ewc pi rw; do
       for dir in "$T" "$T/seed1" "$T/seed2"; do runs+=("$dir/${m}_$split"); names+=("$m"); done
     done
     for dir in "$T" "$T/seed1" "$T/seed2"; do runs+=("$dir/joint_15-5"); names+=(joint); done
@@ -38,28 +39,68 @@ if [ "$WHAT" = table2-seeds ]; then
   exit 0
 fi
 
-if [ "$WHAT" = table2 ] || [ "$WHAT" = all ]; then
-  # Step 0 (classes 0-15) is the same for FT, LwF, ILT, MiB and for 15-5 / 15-1: train it once,
-  # beside the Joint upper bound.
+# Table 2's methods: SHARED ones start from the one step-0 model (plain CE at step 0); OWN ones
+# train their own step 0 (LwF-MC: sigmoid loss; EWC/PI/RW: importances kept in its checkpoints),
+# reused by their 15-1 run.
+T2_SHARED="ft mib lwf ilt plop"
+T2_OWN="lwf_mc ewc pi rw"
+table2_rows() {  # table2_rows <split> <joint run>: the markdown + plot of every method
+  local runs=() names=()
+  for m in $T2_SHARED $T2_OWN; do runs+=("$W/${m}_$1"); names+=("$m"); done
+  $PY tools/summarize_results.py "${runs[@]}" "$2" --names "${names[@]}" Joint \
+    --md "$W/table2_$1.md" --png "$W/table2_$1.png"
+}
+
+if [ "$WHAT" = table2 ] || [ "$WHAT" = table2-shared ] || [ "$WHAT" = all ]; then
+  # Step 0 (classes 0-15) is the same for FT, LwF, ILT, MiB, PLOP and for 15-5 / 15-1: train it
+  # once, beside the Joint upper bound.
   run configs/ft/bisenet_r18_toyvoc_15-5_step0.py --work-dir "$W/base" --steps 0 > "$W/base.log" 2>&1 &
   run configs/joint/bisenet_r18_toyvoc_15-5.py --work-dir "$W/joint_15-5" > "$W/joint.log" 2>&1 &
   wait
-  (
-    for m in ft mib lwf ilt; do
-      run configs/$m/bisenet_r18_toyvoc_15-5_step0.py --work-dir "$W/${m}_15-5" --step0 "$W/base/step0" --cfg-options $STEP_OPTS
-    done
-  ) > "$W/chain_15-5.log" 2>&1 &
-  (
-    for m in ft mib lwf ilt; do
-      run configs/$m/bisenet_r18_toyvoc_15-1_step0.py --work-dir "$W/${m}_15-1" --step0 "$W/base/step0" --cfg-options $STEP_OPTS
-    done
-  ) > "$W/chain_15-1.log" 2>&1 &
+  for split in 15-5 15-1; do
+    (
+      for m in $T2_SHARED; do
+        run configs/$m/bisenet_r18_toyvoc_${split}_step0.py --work-dir "$W/${m}_$split" \
+          --step0 "$W/base/step0" --cfg-options $STEP_OPTS
+      done
+    ) > "$W/chain_$split.log" 2>&1 &
+  done
   wait
+fi
+if [ "$WHAT" = table2 ] || [ "$WHAT" = table2-own ] || [ "$WHAT" = all ]; then
+  own() {  # own <method>...: 15-5 with its own step 0, then 15-1 from that step 0
+    for m in "$@"; do
+      run configs/$m/bisenet_r18_toyvoc_15-5_step0.py --work-dir "$W/${m}_15-5" --cfg-options $STEP_OPTS
+      run configs/$m/bisenet_r18_toyvoc_15-1_step0.py --work-dir "$W/${m}_15-1" \
+        --step0 "$W/${m}_15-5/step0" --cfg-options $STEP_OPTS
+    done
+  }
+  set -- $T2_OWN
+  ( own "$1" "$2" ) > "$W/chain_own_a.log" 2>&1 &
+  ( own "$3" "$4" ) > "$W/chain_own_b.log" 2>&1 &
+  wait
+fi
+if [ "$WHAT" = table2 ] || [ "$WHAT" = all ]; then
   # Joint's model has all classes: the same run gives the 15-1 columns (base 0-15, novel 16-20).
-  $PY tools/summarize_results.py $W/{ft,lwf,ilt,mib,joint}_15-5 --names FT LwF ILT MiB Joint \
-    --md "$W/table2_15-5.md" --png "$W/table2_15-5.png"
-  $PY tools/summarize_results.py $W/{ft,lwf,ilt,mib}_15-1 $W/joint_15-5 --names FT LwF ILT MiB Joint \
-    --md "$W/table2_15-1.md" --png "$W/table2_15-1.png"
+  table2_rows 15-5 "$W/joint_15-5"
+  table2_rows 15-1 "$W/joint_15-5"
+fi
+
+if [ "$WHAT" = table10-1 ] || [ "$WHAT" = all ]; then
+  # 10-1 (step 0: classes 0-10, then ten steps of one class) for FT, MiB and PLOP on one step 0;
+  # Joint reported in the 10-1 columns (base 0-10, novel 11-20).
+  run configs/ft/bisenet_r18_toyvoc_10-1_step0.py --work-dir "$W/base_10-1" --steps 0 > "$W/base_10-1.log" 2>&1 &
+  run configs/joint/bisenet_r18_toyvoc_10-1.py --work-dir "$W/joint_10-1" > "$W/joint_10-1.log" 2>&1 &
+  wait
+  ( for m in ft mib; do
+      run configs/$m/bisenet_r18_toyvoc_10-1_step0.py --work-dir "$W/${m}_10-1" \
+        --step0 "$W/base_10-1/step0" --cfg-options $STEP_OPTS
+    done ) > "$W/chain_10-1_a.log" 2>&1 &
+  run configs/plop/bisenet_r18_toyvoc_10-1_step0.py --work-dir "$W/plop_10-1" \
+    --step0 "$W/base_10-1/step0" --cfg-options $STEP_OPTS > "$W/chain_10-1_b.log" 2>&1 &
+  wait
+  $PY tools/summarize_results.py $W/{ft,mib,plop,joint}_10-1 --names FT MiB PLOP Joint \
+    --md "$W/table2_10-1.md" --png "$W/table2_10-1.png"
 fi
 
 if [ "$WHAT" = kd ] || [ "$WHAT" = all ]; then
