@@ -136,6 +136,8 @@ def _ids(ids: Sequence[int]) -> str:
         else:
             parts.extend(str(v) for v in ids[i:j + 1])
         i = j + 1
+    if len(parts) > 16:  # a class order of ADE20K's 150 classes: the ends and how many
+        parts = parts[:8] + [f'... {len(ids)} classes ...'] + parts[-4:]
     return '[' + ', '.join(parts) + ']'
 
 
