@@ -7,6 +7,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 from mmengine.config import Config, ConfigDict
 
 from .. import tasks
+from ..datasets.incremental import dataset_class_names
 from ..engine.hooks.incremental_step_hook import teacher_model_config
 from ..models.classifiers import check_head_config
 from .methods import METHODS, OVERRIDABLE, apply_model_arguments, get_method
@@ -14,15 +15,23 @@ from .methods import METHODS, OVERRIDABLE, apply_model_arguments, get_method
 LABELS = ('gt', 'seam', 'image')
 CROSS_ENTROPY_TYPES = ('CrossEntropyLoss', 'mmseg.CrossEntropyLoss')
 INCREMENTAL_KEYS = {
-    'task', 'step', 'setting', 'method', 'labels', 'prev_checkpoint', 'lr_factor', 'work_root',
+    'task', 'step', 'setting', 'method', 'labels', 'order', 'prev_checkpoint', 'lr_factor',
+    'work_root',
     'pseudo_label_dir', 'seam', *OVERRIDABLE
 }
 EXAMPLE = ("incremental = dict(task='15-5', step=1, setting='overlap', method='mib', "
            "labels='gt')")
 
 
-def check_incremental(inc: Optional[dict], source: str = 'config') -> dict:
+def check_incremental(inc: Optional[dict], source: str = 'config',
+                      num_classes: int = tasks.NUM_VOC_CLASSES) -> dict:
     """Validate an ``incremental`` block and fill its defaults.
+
+    Args:
+        inc (dict): The block.
+        source (str): Where it comes from (the config file), for messages.
+        num_classes (int): Label values of the config's dataset, background included
+            (:func:`dataset_num_classes`; VOC's 21 by default).
 
     Raises:
         ValueError: naming the key that is wrong and the valid values.
@@ -40,14 +49,22 @@ def check_incremental(inc: Optional[dict], source: str = 'config') -> dict:
     inc.setdefault('labels', 'gt')
     inc.setdefault('step', 0)
     if 'task' not in inc:
-        raise ValueError(f'{source}: incremental.task is missing; valid: {tasks.task_names()}')
-    tasks.get_task(inc['task'])
+        raise ValueError(f'{source}: incremental.task is missing; valid: '
+                         f'{tasks.task_names(num_classes)}')
+    try:
+        tasks.get_split(inc['task'], num_classes, inc.get('order'))
+    except ValueError as e:
+        raise ValueError(f'{source}: {e}') from None
+    if inc.get('order') is not None and inc['labels'] == 'seam':
+        raise ValueError(f"{source}: incremental.order is not supported with labels='seam' (the "
+                         'SEAM pseudo-labels speak channel ids of the identity order); remove '
+                         'the order or train on true masks')
     if get_method(inc['method'], source).all_classes_at_once:
         if inc['step'] != 0:
             raise ValueError(f"{source}: method 'joint' trains all classes in one step; set "
                              f"incremental.step=0 (got {inc['step']})")
     else:
-        tasks.check_step(inc['task'], inc['step'])
+        tasks.check_step(inc['task'], inc['step'], num_classes)
     tasks.check_setting(inc['setting'])
     if inc['labels'] not in LABELS:
         raise ValueError(f"{source}: unknown incremental.labels '{inc['labels']}'; valid: "
@@ -63,25 +80,26 @@ def check_incremental(inc: Optional[dict], source: str = 'config') -> dict:
     return inc
 
 
-def data_task_step(inc: dict) -> tuple:
-    """The (task, step) whose classes the model and datasets use (joint: all classes at once)."""
+def data_task_step(inc: dict, num_classes: int = tasks.NUM_VOC_CLASSES) -> tuple:
+    """The (task, step) whose classes the model and datasets use (joint: every class of the
+    dataset at once, ``tasks.joint_task``: VOC's ``'20-0'``)."""
     if METHODS[inc['method']].all_classes_at_once:
-        return '20-0', 0
+        return tasks.joint_task(num_classes), 0
     return inc['task'], inc['step']
 
 
-def metric_task_step(inc: dict) -> tuple:
+def metric_task_step(inc: dict, num_classes: int = tasks.NUM_VOC_CLASSES) -> tuple:
     """The (task, step) the metric groups by (joint reports the split's base/novel columns)."""
     if METHODS[inc['method']].all_classes_at_once:
-        return inc['task'], tasks.num_steps(inc['task']) - 1
+        return inc['task'], tasks.num_steps(inc['task'], num_classes) - 1
     return inc['task'], inc['step']
 
 
-def run_steps(inc: dict) -> List[int]:
+def run_steps(inc: dict, num_classes: int = tasks.NUM_VOC_CLASSES) -> List[int]:
     """The steps a run of this block trains (joint: a single step 0)."""
     if METHODS[inc['method']].all_classes_at_once:
         return [0]
-    return list(range(tasks.num_steps(inc['task'])))
+    return list(range(tasks.num_steps(inc['task'], num_classes)))
 
 
 def method_settings(inc: dict) -> Dict[str, Any]:
@@ -231,8 +249,35 @@ def inner_dataset(cfg: Config, loader: str) -> ConfigDict:
     return found[-1]
 
 
+#: Dataset types the resolver sets the step of (``datasets/incremental.py``).
+INCREMENTAL_DATASETS = ('IncrementalVOCDataset', 'IncrementalDataset', 'mmseg.IncrementalDataset')
+
+
 def _dataset_cfgs(cfg: Config) -> List[ConfigDict]:
-    return [ds for ds in walk_datasets(cfg) if ds.get('type') == 'IncrementalVOCDataset']
+    return [ds for ds in walk_datasets(cfg) if ds.get('type') in INCREMENTAL_DATASETS]
+
+
+def dataset_class_space(cfg: Config) -> Tuple[str, ...]:
+    """Names of the label values of the config's incremental datasets (background first; VOC's
+    when the config has none).
+
+    Raises:
+        ValueError: its datasets disagree on the classes (naming both).
+    """
+    found = {}
+    for ds in _dataset_cfgs(cfg):
+        found.setdefault(dataset_class_names(ds), ds.get('type'))
+    if len(found) > 1:
+        sizes = [f'{t}: {len(n) - 1} classes' for n, t in found.items()]
+        raise ValueError(f'{getattr(cfg, "filename", None) or "config"}: the train/val/test '
+                         f'datasets have different classes ({sizes}); one split needs one class '
+                         'list (set the same metainfo.classes / base_type on every dataset)')
+    return next(iter(found)) if found else tuple(tasks.VOC_CLASSES)
+
+
+def dataset_num_classes(cfg: Config) -> int:
+    """Label values of the config's dataset, background included (VOC: 21, ADE20K: 151)."""
+    return len(dataset_class_space(cfg))
 
 
 def _head_cfgs(model: dict, source: str) -> List[dict]:
@@ -322,13 +367,16 @@ def resolve_step(cfg: Config) -> Tuple[Config, Dict[str, Any]]:
     if cfg.get('_incremental_resolved', False):
         raise ValueError(f'{source} is resolved already; plan the step from its config file '
                          '(mmincseg.apis.plan_step)')
-    inc = check_incremental(cfg.get('incremental'), source)
+    names = dataset_class_space(cfg)
+    num_classes = len(names)
+    inc = check_incremental(cfg.get('incremental'), source, num_classes)
     if cfg.model.get('type') == 'SEAMNet':
         return _resolve_seam_config(cfg, inc)
     recipe = METHODS[inc['method']]
     method = recipe.settings(inc)
-    data_task, data_step = data_task_step(inc)
-    classes_per_step = tasks.classes_per_step(data_task, data_step)
+    data_task, data_step = data_task_step(inc, num_classes)
+    split = tasks.get_split(data_task, num_classes, inc.get('order'))
+    classes_per_step = split.classes_per_step(data_step)
     n_old = sum(classes_per_step[:-1])
     total = sum(classes_per_step)
     incremental_step = data_step > 0
@@ -364,11 +412,12 @@ def resolve_step(cfg: Config) -> Tuple[Config, Dict[str, Any]]:
     if incremental_step and recipe.lr_mult:
         _apply_lr_mult(cfg, recipe.lr_mult)
 
-    # Datasets and metric.
+    # Datasets and metric (the order and class count only where they are not the defaults).
+    order = {} if inc.get('order') is None else dict(order=inc['order'])
     for ds in _dataset_cfgs(cfg):
-        ds.update(task=data_task, step=data_step, setting=inc['setting'])
-    metric_task, metric_step = metric_task_step(inc)
-    _set_metric(cfg, metric_task, metric_step)
+        ds.update(task=data_task, step=data_step, setting=inc['setting'], **order)
+    metric_task, metric_step = metric_task_step(inc, num_classes)
+    _set_metric(cfg, metric_task, metric_step, num_classes, inc.get('order'))
 
     # Run directories, previous checkpoint, hook, lr.
     root = inc.get('work_root') or work_root(cfg)
@@ -376,11 +425,13 @@ def resolve_step(cfg: Config) -> Tuple[Config, Dict[str, Any]]:
     cfg.work_dir = step_dir(root, inc['step'])
     hooks = [h for h in cfg.get('custom_hooks', [])
              if h.get('type') not in ('IncrementalStepHook', 'StepResultHook')]
-    hooks.append(dict(type='StepResultHook', info=dict(
-        task=inc['task'], step=inc['step'], setting=inc['setting'], method=inc['method'],
-        labels=inc['labels'], classes=tasks.classes_of_step(data_task, data_step)
-        if not recipe.all_classes_at_once else tasks.classes_seen('20-0', 0)),
-        test=has_held_out_test(cfg)))
+    info = dict(task=inc['task'], step=inc['step'], setting=inc['setting'],
+                method=inc['method'], labels=inc['labels'],
+                classes=split.classes_of_step(data_step))
+    if names != tasks.VOC_CLASSES:  # results name the classes of any dataset
+        info['class_names'] = list(names)
+    info.update(order)
+    hooks.append(dict(type='StepResultHook', info=info, test=has_held_out_test(cfg)))
     prev = teacher = None
     if incremental_step:
         prev = inc.get('prev_checkpoint') or step_dir(root, inc['step'] - 1)
@@ -401,10 +452,10 @@ def resolve_step(cfg: Config) -> Tuple[Config, Dict[str, Any]]:
     pseudo = needs_pseudo_labels(inc)
     seam_config = seam_options = None
     if pseudo:
-        _add_pseudo_labels(cfg, inc, root, tasks.classes_of_step(data_task, data_step))
+        _add_pseudo_labels(cfg, inc, root, split.classes_of_step(data_step))
         if inc.get('seam') is not None:
             seam_config, seam_options = seam_training_options(inc, source, inc['step'], root)
-    facts = _facts(inc, root, cfg.work_dir, data_task, data_step)
+    facts = _facts(inc, root, cfg.work_dir, split, data_step, names)
     facts.update(prev_checkpoint=prev, teacher_model=teacher, needs_pseudo_labels=pseudo,
                  seam_config=seam_config, seam_cfg_options=seam_options,
                  seam_dir=seam_dir(root, inc['step']) if pseudo else None,
@@ -413,15 +464,17 @@ def resolve_step(cfg: Config) -> Tuple[Config, Dict[str, Any]]:
     return _finish(cfg, inc), facts
 
 
-def _facts(inc: dict, root: str, work_dir: str, data_task: str, data_step: int) -> dict:
-    """The decisions every resolution shares: the step, its run and classes."""
+def _facts(inc: dict, root: str, work_dir: str, split: tasks.Split, data_step: int,
+           names: Sequence[str]) -> dict:
+    """The decisions every resolution shares: the step, its run, classes and class order."""
     return dict(task=inc['task'], setting=inc['setting'], method=inc['method'],
-                labels=inc['labels'], step=inc['step'], steps=run_steps(inc), run_dir=root,
-                step_dir=step_dir(root, inc['step']), work_dir=work_dir,
-                old_classes=tasks.old_classes(data_task, data_step),
-                new_classes=tasks.new_classes(data_task, data_step),
-                seen_classes=tasks.classes_seen(data_task, data_step),
-                classes_per_step=tasks.classes_per_step(data_task, data_step))
+                labels=inc['labels'], step=inc['step'], steps=run_steps(inc, len(names)),
+                run_dir=root, step_dir=step_dir(root, inc['step']), work_dir=work_dir,
+                old_classes=split.old_classes(data_step),
+                new_classes=split.new_classes(data_step),
+                seen_classes=split.classes_seen(data_step),
+                classes_per_step=split.classes_per_step(data_step),
+                class_names=list(names), channels=list(split.channels))
 
 
 def has_held_out_test(cfg: Config) -> bool:
@@ -444,7 +497,8 @@ def _resolve_seam_config(cfg: Config, inc: dict) -> Tuple[Config, Dict[str, Any]
     ``<run>/step<t>/seam`` (``incremental.method`` is not used).
     """
     data_task, data_step = data_task_step(inc)
-    cfg.model['class_ids'] = [0] + tasks.new_classes(data_task, data_step)
+    split = tasks.get_split(data_task)
+    cfg.model['class_ids'] = [0] + split.new_classes(data_step)
     for ds in _dataset_cfgs(cfg):
         ds.update(task=data_task, step=data_step, setting=inc['setting'])
     _set_metric(cfg, data_task, data_step)
@@ -458,19 +512,24 @@ def _resolve_seam_config(cfg: Config, inc: dict) -> Tuple[Config, Dict[str, Any]
         classes=cfg.model['class_ids'][1:])))
     _sync_buffers(hooks)
     cfg.custom_hooks = hooks
-    facts = _facts(inc, root, cfg.work_dir, data_task, data_step)
+    facts = _facts(inc, root, cfg.work_dir, split, data_step, tasks.VOC_CLASSES)
     facts.update(prev_checkpoint=None, teacher_model=None, needs_pseudo_labels=False,
                  seam_config=None, seam_cfg_options=None, seam_dir=cfg.work_dir,
                  pseudo_label_dir=None, method_settings={}, trains='seam')
     return _finish(cfg, inc), facts
 
 
-def _set_metric(cfg: Config, task: str, step: int) -> None:
-    """Make the val/test IoU metrics the incremental one of ``task``/``step``."""
+def _set_metric(cfg: Config, task: str, step: int, num_classes: int = tasks.NUM_VOC_CLASSES,
+                order: tasks.OrderSpec = None) -> None:
+    """Make the val/test IoU metrics the incremental one of ``task``/``step`` (with the class
+    count and order of the dataset where they are not VOC's and the identity)."""
+    extra = {} if num_classes == tasks.NUM_VOC_CLASSES else dict(num_classes=num_classes)
+    if order is not None:
+        extra['order'] = order
     for name in ('val_evaluator', 'test_evaluator'):
         ev = cfg.get(name)
         if isinstance(ev, dict) and ev.get('type') in ('IoUMetric', 'IncrementalIoUMetric'):
-            ev.update(type='IncrementalIoUMetric', task=task, step=step)
+            ev.update(type='IncrementalIoUMetric', task=task, step=step, **extra)
 
 
 def _finish(cfg: Config, inc: dict) -> Config:

@@ -4,8 +4,9 @@
 and returns both the :class:`StepPlan` (folders, previous checkpoint, teacher, classes, the run's
 steps, the weak pipeline's SEAM and pseudo-label folders, the method's settings) and the resolved
 config. Training, testing, the run chain and the weak pipeline read the plan instead of deriving
-these facts again. The plan knows no dataset in particular: classes are ids of the split
-(:mod:`mmincseg.tasks`), never names.
+these facts again. The plan knows no dataset in particular: classes are the dataset's label
+values (:mod:`mmincseg.tasks`), ``class_names`` names them and ``channels`` says which class each
+output channel is (the class order).
 """
 import copy
 import dataclasses
@@ -49,6 +50,9 @@ class StepPlan:
         pseudo_label_dir (str | None): Where the pseudo-labels are written and read.
         method_settings (dict): The method's recipe: loss kind, distillation and its weights.
         trains (str): ``'segmentor'`` or ``'seam'`` (a SEAM config's own plan).
+        class_names (list[str]): The dataset's class names by label value (background first).
+        channels (list[int]): The class id of each output channel of the split's last model
+            (background 0, then the classes in the order they are learned).
     """
 
     config: str
@@ -74,6 +78,8 @@ class StepPlan:
     pseudo_label_dir: Optional[str]
     method_settings: Dict[str, Any]
     trains: str = 'segmentor'
+    class_names: List[str] = dataclasses.field(default_factory=list)
+    channels: List[int] = dataclasses.field(default_factory=list)
 
     def to_dict(self) -> Dict[str, Any]:
         """The plan as plain data (a deep copy; JSON-serialisable)."""
@@ -93,6 +99,12 @@ class StepPlan:
         lines = [head, f'  config      {self.config}']
         lines.append(f'  classes     old {_ids(self.old_classes)} | new {_ids(self.new_classes)} '
                      f'| seen {len(self.seen_classes)} (per step {self.classes_per_step})')
+        if self.class_names:
+            identity = self.channels == list(range(len(self.channels)))
+            lines.append(f'  dataset     {len(self.class_names) - 1} classes + background, order '
+                         + ('identity (channel k = class k)' if identity else
+                            f'channels {_ids(self.channels[:12])}'
+                            + ('...' if len(self.channels) > 12 else '')))
         if self.trains == 'segmentor':
             if self.teacher_model is not None:
                 lines.append(f'  teacher     step-{self.step - 1} model '
@@ -124,6 +136,8 @@ def _ids(ids: Sequence[int]) -> str:
         else:
             parts.extend(str(v) for v in ids[i:j + 1])
         i = j + 1
+    if len(parts) > 16:  # a class order of ADE20K's 150 classes: the ends and how many
+        parts = parts[:8] + [f'... {len(ids)} classes ...'] + parts[-4:]
     return '[' + ', '.join(parts) + ']'
 
 

@@ -1,10 +1,11 @@
-"""Run summaries: results.json, the paper-style markdown table and the mIoU-per-step plot."""
+"""Run summaries: results.json, the paper-style markdown table, the mIoU-per-step plot and the
+per-class x per-step IoU heatmap (the picture of forgetting)."""
 import json
 import math
 import os.path as osp
 from typing import Dict, List, Optional, Sequence
 
-from ..tasks import class_names, get_task
+from ..tasks import NUM_VOC_CLASSES, class_names, split_sizes
 from ..utils.io import atomic_write
 
 PSEUDO_LABEL_METRICS_FILE = 'pseudo_label_metrics.json'
@@ -30,8 +31,9 @@ def step_entry(step_result: dict) -> dict:
     """
     test = step_result.get('test_metrics')
     metrics = test if test else step_result.get('metrics', {})
+    names = step_result.get('class_names')  # datasets other than VOC name their classes
     entry = {'step': step_result.get('step'),
-             'classes': class_names(step_result.get('classes', [])),
+             'classes': class_names(step_result.get('classes', []), *([names] if names else [])),
              'split': 'test' if test else 'val'}
     entry.update(_summary_metrics(metrics))
     entry['per_class'] = {k[4:]: _num(v) for k, v in metrics.items() if k.startswith('IoU.')}
@@ -76,13 +78,14 @@ def step_table(summary: dict) -> str:
     return '\n'.join(lines)
 
 
-def base_novel_columns(task: str) -> tuple:
-    """Column titles of the paper's tables, e.g. ``('1-15', '16-20')`` for 15-5."""
-    steps = get_task(task)
-    base = steps[0]
-    if len(steps) == 1:
-        return f'1-{base[-1]}', '-'
-    return f'1-{base[-1]}', f'{steps[1][0]}-{steps[-1][-1]}'
+def base_novel_columns(task: str, num_classes: int = NUM_VOC_CLASSES) -> tuple:
+    """Column titles of the paper's tables, e.g. ``('1-15', '16-20')`` for VOC 15-5,
+    ``('1-100', '101-150')`` for ADE20K 100-50: the first classes learned and the later ones
+    (with a class order: the first 100 of the order)."""
+    sizes = split_sizes(task, num_classes)
+    if len(sizes) == 1:
+        return f'1-{sizes[0]}', '-'
+    return f'1-{sizes[0]}', f'{sizes[0] + 1}-{sum(sizes)}'
 
 
 def mean_std(values: Sequence[Optional[float]]) -> str:
@@ -102,12 +105,14 @@ def comparison_table(summaries: Sequence[dict], title: str = 'method') -> str:
     """The paper's Table 2 layout: one row per run, base / novel / all mIoU after the last step.
 
     Runs of the same name (``summary['name']``, else the method) share one row: mean +- std over
-    them (e.g. training seeds), ``runs`` says how many. ``split`` is the split the numbers come
+    them (training seeds, class orders: per-class IoUs are keyed by class, so runs of different
+    orders average as they are), ``runs`` says how many. ``split`` is the split the numbers come
     from (``test`` when the steps evaluated a held-out test split).
     """
     if not summaries:
         return ''
-    base_col, novel_col = base_novel_columns(summaries[0]['task'])
+    base_col, novel_col = base_novel_columns(summaries[0]['task'],
+                                             summaries[0].get('num_classes', NUM_VOC_CLASSES))
     groups: Dict[str, List[dict]] = {}
     for s in summaries:
         groups.setdefault(s.get('name') or s['method'], []).append(s)
@@ -126,9 +131,11 @@ def comparison_table(summaries: Sequence[dict], title: str = 'method') -> str:
 
 
 def write_summary(work_dir: str, summary: dict) -> Dict[str, str]:
-    """Write ``results.json``, ``results.md`` and ``miou_per_step.png`` into ``work_dir``."""
+    """Write ``results.json``, ``results.md``, ``miou_per_step.png`` and the per-class IoU
+    heatmap ``per_class_iou.png`` into ``work_dir``."""
     paths = {k: osp.join(work_dir, n) for k, n in
-             (('json', 'results.json'), ('md', 'results.md'), ('png', 'miou_per_step.png'))}
+             (('json', 'results.json'), ('md', 'results.md'), ('png', 'miou_per_step.png'),
+              ('heatmap', 'per_class_iou.png'))}
     with atomic_write(paths['json']) as f:
         json.dump(summary, f, indent=2)
     splits = sorted({s.get('split', 'val') for s in summary['steps']})
@@ -139,7 +146,60 @@ def write_summary(work_dir: str, summary: dict) -> Dict[str, str]:
     with atomic_write(paths['md']) as f:
         f.write(md)
     plot_miou_per_step([summary], paths['png'])
+    plot_per_class_iou(summary, paths['heatmap'])
     return paths
+
+
+def per_class_matrix(summary: dict) -> tuple:
+    """Per-class IoU of every step: ``(class names, steps, matrix)``, the matrix of shape
+    (num classes, num steps), NaN where a class is not learned yet (or has no pixels). Classes
+    in the order they were learned (the metric's channel order), background left out."""
+    names: List[str] = []
+    for entry in summary['steps']:
+        names += [n for n in entry.get('per_class', {}) if n not in names and n != 'background']
+    steps = [entry['step'] for entry in summary['steps']]
+    matrix = [[float('nan') if entry.get('per_class', {}).get(n) is None
+               else entry['per_class'][n] for entry in summary['steps']] for n in names]
+    return names, steps, matrix
+
+
+def plot_per_class_iou(summary: dict, path: str) -> None:
+    """The picture of forgetting: a class x step heatmap of IoU (%), rows in the order the
+    classes were learned, a line under each step's new classes; readable for 150 classes
+    (row height and label size follow the class count)."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    import numpy as np
+    names, steps, matrix = per_class_matrix(summary)
+    if not names:
+        return
+    data = np.asarray(matrix, dtype=float)
+    rows = len(names)
+    font = 7 if rows <= 40 else max(4.5, 7 - rows / 60)  # points
+    height = min(max(3.0, 1.0 + rows * (font + 2.5) / 72), 30.0)  # a text line per row
+    width = min(max(3.5, 2.2 + 0.45 * len(steps)), 14.0)
+    fig, ax = plt.subplots(figsize=(width, height))
+    cmap = plt.get_cmap('viridis').copy()
+    cmap.set_bad('#dddddd')  # not learned yet
+    image = ax.imshow(np.ma.masked_invalid(data), aspect='auto', cmap=cmap, vmin=0, vmax=100,
+                      interpolation='nearest')
+    ax.set_xticks(range(len(steps)))
+    ax.set_xticklabels([str(s) for s in steps], fontsize=7)
+    ax.set_yticks(range(rows))
+    ax.set_yticklabels(names, fontsize=font)
+    ax.set_xlabel('step')
+    first_nan = [int(np.argmax(~np.isnan(row))) if not np.isnan(row).all() else len(steps)
+                 for row in data]
+    for i in range(1, rows):  # separate the classes of consecutive steps
+        if first_nan[i] != first_nan[i - 1]:
+            ax.axhline(i - 0.5, color='white', linewidth=0.8)
+    ax.set_title(f"{summary['method']} {summary['task']}: IoU per class (%)", fontsize=8)
+    fig.colorbar(image, ax=ax, fraction=0.05, pad=0.02)
+    fig.tight_layout()
+    with atomic_write(path, 'wb') as f:
+        fig.savefig(f, dpi=110, format='png')
+    plt.close(fig)
 
 
 def plot_miou_per_step(summaries: List[dict], path: str) -> None:

@@ -11,6 +11,7 @@ from typing import List, Optional, Sequence, Tuple
 from mmengine.config import Config
 from mmengine.logging import print_log
 
+from ..tasks import NUM_VOC_CLASSES
 from ..utils.checkpoint import checkpoint_record
 from ..utils.io import atomic_write
 from .config import step_dir
@@ -167,6 +168,11 @@ def collect_summary(work_dir: str, inc: dict, all_steps: Sequence[int]) -> dict:
             entries.append(entry)
     summary = dict(task=inc['task'], method=inc['method'], setting=inc['setting'],
                    labels=inc['labels'], steps=entries)
+    names, channels = inc.get('class_names'), inc.get('channels')
+    if names and len(names) != NUM_VOC_CLASSES:
+        summary['num_classes'] = len(names)
+    if channels and channels != list(range(len(channels))):
+        summary['order'] = channels[1:]  # the class ids in the order they were learned
     if entries:
         write_summary(work_dir, summary)
     return summary

@@ -30,7 +30,7 @@ import json
 import os
 import os.path as osp
 import re
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import cv2
 import numpy as np
@@ -90,10 +90,14 @@ _NAME_RE = re.compile(r'^toy_\d{6,}\.(jpg|png)$')
 
 def is_toy_voc(path: str) -> bool:
     """Whether ``path`` is a folder written by :func:`make_toy_voc` (it holds our marker file)."""
-    marker = osp.join(path, TOY_VOC_MARKER)
+    return is_toy(path, TOY_VOC_MARKER, TOY_VOC_FORMAT)
+
+
+def is_toy(path: str, marker: str, toy_format: str) -> bool:
+    """Whether ``path`` holds the ``marker`` file of a toy dataset of ``toy_format``."""
     try:
-        with open(marker) as f:
-            return json.load(f).get('format') == TOY_VOC_FORMAT
+        with open(osp.join(path, marker)) as f:
+            return json.load(f).get('format') == toy_format
     except (OSError, ValueError, AttributeError):
         return False
 
@@ -272,8 +276,17 @@ def _background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     return img
 
 
-def render_toy_sample(rng: np.random.Generator, size: int,
-                      classes: List[int]) -> Tuple[np.ndarray, np.ndarray, int]:
+#: A class's look: (shape, texture, main colour RGB).
+ClassStyle = Tuple[str, str, np.ndarray]
+#: The 20 VOC classes' looks (:data:`TOY_CLASS_STYLES`, :data:`TOY_CLASS_COLOURS`), by class id.
+VOC_STYLES: Dict[int, ClassStyle] = {
+    c: TOY_CLASS_STYLES[VOC_CLASSES[c]] + (_PALETTE[TOY_CLASS_COLOURS[c]], )
+    for c in range(1, len(VOC_CLASSES))}
+
+
+def render_toy_sample(rng: np.random.Generator, size: int, classes: List[int],
+                      styles: Optional[Dict[int, ClassStyle]] = None,
+                      void: int = IGNORE_INDEX) -> Tuple[np.ndarray, np.ndarray, int]:
     """Draw one image with objects of ``classes`` (drawn in this order, later ones on top).
 
     An object that cannot be placed (in 10 tries) without hiding more than 60% of an earlier one
@@ -282,11 +295,14 @@ def render_toy_sample(rng: np.random.Generator, size: int,
     Args:
         rng: The image's random generator.
         size: Nominal image side; height and width are each drawn from [0.75, 1.25] * size.
-        classes: VOC class ids (1..20) of the objects.
+        classes: Class ids of the objects (VOC's 1..20 unless ``styles`` says otherwise).
+        styles: Class id -> (shape, texture, main colour); VOC's (:data:`VOC_STYLES`) by default.
+        void: Label of the band on object borders (255; the toy ADE20K, whose annotations have
+            no void label, uses 0).
 
     Returns:
         tuple: RGB image (uint8, has a shape (H, W, 3)), label map (uint8, has a shape (H, W),
-        values 0..20 and 255 on object borders) and the number of objects drawn.
+        the class ids and ``void`` on object borders) and the number of objects drawn.
     """
     h, w = (int(rng.integers(round(0.75 * size), round(1.25 * size) + 1)) for _ in range(2))
     img = _background(rng, h, w)
@@ -294,8 +310,9 @@ def render_toy_sample(rng: np.random.Generator, size: int,
     instances = np.zeros((h, w), np.uint8)
     instance_classes = [0]
     areas: List[int] = []
+    styles = VOC_STYLES if styles is None else styles
     for cls in classes:
-        shape, texture = TOY_CLASS_STYLES[VOC_CLASSES[cls]]
+        shape, texture, main_colour = styles[cls]
         for _ in range(10):
             # area-uniform radius for diameters of 24%-72% of the side, then partly equalise the
             # areas of thin and round shapes
@@ -313,8 +330,7 @@ def render_toy_sample(rng: np.random.Generator, size: int,
                 break
         else:
             continue
-        colour = np.clip(_PALETTE[TOY_CLASS_COLOURS[cls]] + rng.uniform(-25, 25, 3), 0,
-                         255).astype(np.float32)
+        colour = np.clip(main_colour + rng.uniform(-25, 25, 3), 0, 255).astype(np.float32)
         # the texture's second tone is a dark or light shade of the class colour (never another
         # class's colour), so every pixel of an object carries its class's hue
         shade = 0.35 if colour.mean() > 100 else 2.2
@@ -333,7 +349,7 @@ def render_toy_sample(rng: np.random.Generator, size: int,
     # 1 px either side of every border
     kernel = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
     border = cv2.dilate(instances, kernel) != cv2.erode(instances, kernel)
-    label[border] = IGNORE_INDEX
+    label[border] = void
     return image, label, len(areas)
 
 
@@ -350,14 +366,16 @@ def _sample_classes(seed: int, split_id: int, position: int, rng: np.random.Gene
 # --------------------------------------------------------------------------------------------------
 # Dataset
 # --------------------------------------------------------------------------------------------------
-def _check_out_dir(out_dir: str, force: bool) -> bool:
-    """Refuse a non-empty folder that is not a toy dataset; returns whether it is one."""
+def _check_out_dir(out_dir: str, force: bool, marker: str = TOY_VOC_MARKER,
+                   toy_format: str = TOY_VOC_FORMAT) -> bool:
+    """Refuse a non-empty folder that is not a toy dataset of ``toy_format`` (its ``marker``
+    file says so); returns whether it is one."""
     if osp.exists(out_dir) and not osp.isdir(out_dir):
         raise FileExistsError(f'--out {out_dir!r} is a file, expected a folder')
-    toy = is_toy_voc(out_dir)
+    toy = is_toy(out_dir, marker, toy_format)
     if osp.isdir(out_dir) and os.listdir(out_dir) and not toy and not force:
         raise FileExistsError(
-            f'{out_dir!r} is not empty and is not a toy dataset (no valid {TOY_VOC_MARKER}); '
+            f'{out_dir!r} is not empty and is not a toy dataset (no valid {marker}); '
             'choose an empty or new folder, or pass force=True (--force) to write into it anyway')
     return toy
 

@@ -70,7 +70,7 @@ def test_default_work_dir_groups_steps():
 
 
 @pytest.mark.parametrize('options,match', [
-    ({'incremental.task': '15-4'}, "unknown split '15-4'"),
+    ({'incremental.task': '15-4'}, "split '15-4' .*does not cover the 20 classes"),
     ({'incremental.step': 2}, 'step 2 .* out of range'),
     ({'incremental.method': 'sgd'}, "unknown incremental.method 'sgd'"),
     ({'incremental.setting': 'overlapped'}, "unknown setting 'overlapped'"),

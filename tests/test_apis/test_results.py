@@ -1,4 +1,6 @@
 """Run summaries: which split a step reports, and seeds averaged into one table row."""
+import math
+
 import pytest
 
 from mmincseg.apis.results import comparison_table, mean_std, step_entry
@@ -44,3 +46,42 @@ def test_comparison_table_averages_runs_of_one_name():
     assert mib[4].strip() == '42.00 +- 2.00' and mib[2].strip() == '41.00 +- 2.00'
     assert mib[3].strip() == '-' and mib[6].strip() == 'test' and mib[7].strip() == '2'
     assert table[3].split('|')[4].strip() == '10.00'
+
+
+def _run(num_steps, classes_per_step, prefix='c'):
+    """A summary of ``num_steps`` steps of ``classes_per_step`` new classes each, IoUs
+    decreasing with age (forgetting)."""
+    steps, seen = [], []
+    for step in range(num_steps):
+        seen += [f'{prefix}{len(seen) + i}' for i in range(classes_per_step)]
+        per_class = {'background': 90.0}
+        per_class.update({n: 80.0 - 10 * (step - i // classes_per_step)
+                          for i, n in enumerate(seen)})
+        steps.append(dict(step=step, classes=seen[-classes_per_step:], per_class=per_class,
+                          mIoU=50.0, mIoU_old=50.0, mIoU_new=50.0, mIoU_base=50.0,
+                          mIoU_novel=None if step == 0 else 40.0, aAcc=90.0, split='val'))
+    return dict(task='100-10', method='mib', setting='overlap', labels='gt', num_classes=151,
+                steps=steps)
+
+
+def test_per_class_heatmap_of_150_classes(tmp_path):
+    from PIL import Image
+
+    from mmincseg.apis.results import per_class_matrix, write_summary
+    summary = _run(6, 25)  # 150 classes, as ADE20K's 100-10 (in 25s to keep the test short)
+    names, steps, matrix = per_class_matrix(summary)
+    assert len(names) == 150 and names[0] == 'c0' and steps == list(range(6))
+    assert math.isnan(matrix[149][0]) and matrix[0][0] == 80.0 and matrix[0][5] == 30.0
+    paths = write_summary(str(tmp_path), summary)
+    with Image.open(paths['heatmap']) as img:
+        width, height = img.size
+    assert height >= 1500  # a readable row per class
+    assert '| method | 1-100 | 101-150 |' in open(paths['md']).read()
+
+
+def test_base_novel_columns_of_any_dataset():
+    from mmincseg.apis.results import base_novel_columns
+    assert base_novel_columns('15-5') == ('1-15', '16-20')
+    assert base_novel_columns('20-0') == ('1-20', '-')
+    assert base_novel_columns('100-10', 151) == ('1-100', '101-150')
+    assert base_novel_columns('50-50', 151) == ('1-50', '51-150')

@@ -81,13 +81,14 @@ def config_steps(config: str) -> List[int]:
     """The steps a config trains: every step of its split, one for joint, steps > 0 for a SEAM
     (step 0 of a ``20-0`` SEAM, which learns all classes at once)."""
     from mmincseg import tasks
-    from mmincseg.apis.config import check_incremental
+    from mmincseg.apis.config import check_incremental, dataset_num_classes
     with _remembered_mmseg_bases():
         cfg = Config.fromfile(osp.join(REPO, config))
-    inc = check_incremental(cfg.get('incremental'), config)
+    num_classes = dataset_num_classes(cfg)
+    inc = check_incremental(cfg.get('incremental'), config, num_classes)
     if inc['method'] == 'joint':
         return [0]
-    n = tasks.num_steps(inc['task'])
+    n = tasks.num_steps(inc['task'], num_classes)
     if cfg.model.get('type') == 'SEAMNet':
         return [0] if n == 1 else list(range(1, n))
     return list(range(n))

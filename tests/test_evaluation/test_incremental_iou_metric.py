@@ -103,3 +103,84 @@ def test_evaluate_through_base_metric(tmp_path):
     metric.process({}, [_sample(PRED, LABEL)])
     results = metric.evaluate(size=1)
     assert results['mIoU'] == 33.33 and results['mIoU_new'] != results['mIoU_new']  # NaN: no tv
+
+
+# ------------------------------------------------------------------------- class orders
+# Classes 1..15 learned backwards, then 16, 17, ...: the step-2 classes of 15-1 are the same
+# set as in the identity order, their channels are not.
+BACKWARDS = list(range(15, 0, -1)) + list(range(16, 21))
+
+
+def _to_channels(ids: torch.Tensor, order, task='15-1', step=2) -> torch.Tensor:
+    """What the dataset does with a mask of class ids: each seen class to its channel."""
+    from mmincseg.datasets.incremental import val_label_map
+    from mmincseg.tasks import get_split
+    mapping = val_label_map(get_split(task, order=order), step)
+    out = ids.clone()
+    for class_id, channel in mapping.items():
+        out[ids == class_id] = channel
+    return out
+
+
+def _ordered_metric(order, **kwargs):
+    from mmincseg.tasks import get_split
+    metric = IncrementalIoUMetric(task='15-1', step=2, order=order, **kwargs)
+    metric.dataset_meta = dict(
+        classes=tuple(class_names(get_split('15-1', order=order).classes_seen(2))))
+    return metric
+
+
+def test_channel_mapping_round_trip():
+    from mmincseg.datasets.incremental import train_label_map, val_label_map
+    from mmincseg.tasks import get_split
+    split = get_split('15-1', order=BACKWARDS)
+    for step in range(split.num_steps):
+        val = val_label_map(split, step)
+        for class_id in split.classes_seen(step):
+            assert split.channels[val[class_id]] == class_id
+        train = train_label_map(split, step)
+        assert sorted(train[c] for c in split.classes_of_step(step)) == list(
+            range(len(split.old_classes(step)), len(split.classes_seen(step))))
+
+
+@pytest.mark.parametrize('order', [None, list(range(1, 21)), BACKWARDS])
+def test_metric_speaks_class_ids_in_any_order(order, tmp_path):
+    """The same predictions in class ids give the same per-class IoUs and the same PNGs of
+    class ids whatever the channel order (the identity order equals no order at all)."""
+    reference = _metric('15-1', 2, output_dir=str(tmp_path / 'ref'))
+    reference.process({}, [_sample(PRED, LABEL, 'a.jpg')])
+    expected = reference.compute_metrics(reference.results)
+    metric = _ordered_metric(order, output_dir=str(tmp_path / 'ordered'))
+    pred, label = _to_channels(PRED, order), _to_channels(LABEL, order)
+    if order == BACKWARDS:
+        assert not torch.equal(pred, PRED)  # the channels really differ
+    metric.process({}, [_sample(pred, label, 'a.jpg')])
+    results = metric.compute_metrics(metric.results)
+    for key in ('aAcc', 'mIoU', 'mIoU_old', 'mIoU_new', 'mIoU_base', 'mIoU_novel'):
+        assert results[key] == expected[key], key
+    iou = {k: v for k, v in results.items() if k.startswith('IoU.')}
+    ref = {k: v for k, v in expected.items() if k.startswith('IoU.')}
+    assert iou.keys() == ref.keys()
+    assert all(iou[k] == ref[k] or (math.isnan(iou[k]) and math.isnan(ref[k])) for k in ref)
+    written = np.asarray(Image.open(tmp_path / 'ordered' / 'a.png'))
+    np.testing.assert_array_equal(written, np.asarray(Image.open(tmp_path / 'ref' / 'a.png')))
+    np.testing.assert_array_equal(written, PRED.numpy())  # class ids, not channels
+
+
+def test_dataset_without_background_leaves_it_out():
+    """ADE20K as MiB reads it: label 0 is ignored in evaluation, so background has no pixels
+    and is no part of any mean (its predictions still cost the classes they cover)."""
+    from mmincseg.tasks import NUM_ADE20K_CLASSES, get_split
+    metric = IncrementalIoUMetric(task='100-50', step=1, num_classes=NUM_ADE20K_CLASSES)
+    names = ['background'] + [f'c{i}' for i in range(1, 151)]
+    metric.dataset_meta = dict(classes=tuple(names), zero_is_void=True)
+    label = torch.tensor([[1, 1, 120, 120], [255, 255, 255, 255]])
+    pred = torch.tensor([[1, 0, 120, 120], [0, 0, 1, 1]])
+    metric.process({}, [_sample(pred, label)])
+    results = metric.compute_metrics(metric.results)
+    assert 'IoU.background' not in results
+    assert results['IoU.c1'] == 50.0 and results['IoU.c120'] == 100.0
+    assert results['mIoU_new'] == 100.0  # 120 is a step-1 class
+    assert results['mIoU_old'] == results['mIoU_base'] == 50.0  # class 1, without background
+    assert results['mIoU'] == 75.0
+    assert get_split('100-50', NUM_ADE20K_CLASSES).classes_of_step(1)[0] == 101

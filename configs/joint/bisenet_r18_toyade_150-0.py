@@ -1,0 +1,6 @@
+# Joint training of all 150 toy ADE20K classes (CPU).
+_base_ = [
+    '../_base_/models/toy_r18.py', '../_base_/datasets/toyade_incremental.py',
+    '../_base_/schedules/toy_cpu.py', '../_base_/default_runtime.py'
+]
+incremental = dict(task='150-0', step=0, setting='overlap', method='joint', labels='gt')
