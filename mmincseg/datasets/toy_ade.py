@@ -25,7 +25,7 @@ from PIL import Image
 
 from mmincseg.tasks import NUM_ADE20K_CLASSES
 from .toy_voc import (SHAPES, TEXTURES, ClassStyle, _check_out_dir, _write_json,
-                      render_toy_sample)
+                      render_toy_sample, save_image)
 
 TOY_ADE_FORMAT = 'mmincseg-toy-ade'
 TOY_ADE_VERSION = 1
@@ -122,8 +122,8 @@ def make_toy_ade(out_dir: str, seed: int = 0, num_train: int = 1500, num_val: in
             classes = _scene_classes(seed, split_id, position, rng)
             image, label, _ = render_toy_sample(rng, size, classes, styles, void=0)
             name = image_name(split, position)
-            Image.fromarray(image).save(osp.join(folders['images'], f'{name}.jpg'), quality=90)
-            Image.fromarray(label).save(osp.join(folders['annotations'], f'{name}.png'))
+            save_image(Image.fromarray(image), osp.join(folders['images'], f'{name}.jpg'))
+            save_image(Image.fromarray(label), osp.join(folders['annotations'], f'{name}.png'))
             hist = np.bincount(label.ravel(), minlength=256)
             pixels += hist
             images_with += hist > 0

@@ -397,6 +397,14 @@ def _write_json(path: str, data: dict) -> None:
         f.write('\n')
 
 
+def save_image(image: Image.Image, path: str) -> None:
+    """Write a toy image (``.jpg``: JPEG quality 90) or mask (``.png``) atomically, so a training
+    that reads the dataset while it is re-made (same bytes) never sees a partial file."""
+    fmt = 'JPEG' if path.endswith('.jpg') else 'PNG'
+    with atomic_write(path, 'wb') as f:
+        image.save(f, format=fmt, **({'quality': 90} if fmt == 'JPEG' else {}))
+
+
 def make_toy_voc(out_dir: str, seed: int = 0, num_train: int = 600, num_val: int = 150,
                  size: int = 128, force: bool = False, num_test: int = 150) -> dict:
     """Write a deterministic toy dataset with the layout of ``VOCdevkit/VOC2012``.
@@ -462,11 +470,11 @@ def make_toy_voc(out_dir: str, seed: int = 0, num_train: int = 600, num_val: int
             rng = np.random.default_rng([seed, _IMAGE_STREAM, index])
             classes = _sample_classes(seed, split_id, position, rng)
             image, label, drawn = render_toy_sample(rng, size, classes)
-            Image.fromarray(image).save(osp.join(dirs['JPEGImages'], f'{name}.jpg'), quality=90)
-            Image.fromarray(label).save(osp.join(dirs['SegmentationClassAug'], f'{name}.png'))
+            save_image(Image.fromarray(image), osp.join(dirs['JPEGImages'], f'{name}.jpg'))
+            save_image(Image.fromarray(label), osp.join(dirs['SegmentationClassAug'], f'{name}.png'))
             seg = Image.fromarray(label)
             seg.putpalette(palette)
-            seg.save(osp.join(dirs['SegmentationClass'], f'{name}.png'))
+            save_image(seg, osp.join(dirs['SegmentationClass'], f'{name}.png'))
 
             hist = np.bincount(label.ravel(), minlength=256)
             pixels += hist

@@ -10,7 +10,8 @@ from typing import Iterator
 def atomic_write(path: str, mode: str = 'w') -> Iterator:
     """Open a temporary file beside ``path`` and move it onto ``path`` only on success.
 
-    An interrupted writer leaves no partial ``path`` (the temp file is removed).
+    An interrupted writer leaves no partial ``path`` (the temp file is removed). The file gets
+    the permissions a plain ``open(path, 'w')`` would give (``mkstemp`` makes it owner-only).
     """
     directory = osp.dirname(osp.abspath(path))
     os.makedirs(directory, exist_ok=True)
@@ -18,8 +19,16 @@ def atomic_write(path: str, mode: str = 'w') -> Iterator:
     try:
         with os.fdopen(fd, mode) as f:
             yield f
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
         raise
+
+
+def _umask() -> int:
+    """The process's file-creation mask (read by setting and restoring it)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -181,3 +181,18 @@ def test_killed_pseudo_label_generation_leaves_whole_files(repo_root, toy_voc, t
     assert len(pngs()) == result['num_images']
     assert all(os.stat(osp.join(out, n)).st_mtime_ns == stamps[n] for n in kept)
     assert all(np.asarray(Image.open(osp.join(out, n))).ndim == 2 for n in pngs())
+
+
+def test_atomic_write_gives_the_permissions_of_a_plain_open(tmp_path):
+    """mkstemp's temp file is owner-only; the written file must not stay so (a shared toy
+    dataset or results folder is read by other users)."""
+    plain, atomic = str(tmp_path / 'plain.txt'), str(tmp_path / 'atomic.txt')
+    old = os.umask(0o022)
+    try:
+        with open(plain, 'w') as f:
+            f.write('x')
+        with atomic_write(atomic) as f:
+            f.write('x')
+    finally:
+        os.umask(old)
+    assert os.stat(atomic).st_mode & 0o777 == os.stat(plain).st_mode & 0o777 == 0o644
