@@ -616,7 +616,9 @@ def _sync_buffers(hooks: List[dict]) -> None:
 
 
 def _seeded_sampler(cfg: Config) -> None:
-    """Train with ``SeededSampler``: each sample's augmentation seeded from (seed, epoch, index).
+    """Train with ``SeededSampler``: each sample's augmentation seeded from (seed, epoch, index),
+    in batches of ``NoSingletonBatchSampler`` (unless the loader names a batch sampler or drops
+    its last batch).
 
     Exact ``--resume`` then holds with data-loader workers of any number, persistent or not
     (datasets/samplers.py). Another sampler type is left as configured.
@@ -626,6 +628,9 @@ def _seeded_sampler(cfg: Config) -> None:
     if isinstance(sampler, dict) and sampler.get('type') in ('DefaultSampler',
                                                               'mmengine.DefaultSampler'):
         sampler['type'] = 'SeededSampler'
+    if isinstance(loader, dict) and 'batch_sampler' not in loader and not loader.get('drop_last'):
+        # a last batch of one sample joins the one before (BatchNorm needs two); none dropped
+        loader['batch_sampler'] = dict(type='NoSingletonBatchSampler')
 
 
 def _no_persistence_without_workers(cfg: Config) -> None:

@@ -142,6 +142,32 @@ def test_training_samples_are_seeded_by_the_sampler():
     assert resolved().val_dataloader.sampler.type == 'DefaultSampler'
 
 
+def test_training_batches_have_no_singleton_last_batch(toy_voc):
+    """The runner's train loader (a step of k * batch + 1 images would end on a batch of one
+    sample, which BatchNorm cannot train on); a config's own batch sampler or drop_last stays."""
+    from mmengine.runner import Runner
+    cfg = resolved(**{'train_dataloader.num_workers': 0})
+    assert cfg.train_dataloader.batch_sampler == dict(type='NoSingletonBatchSampler')
+    assert 'batch_sampler' not in cfg.val_dataloader
+    cfg.train_dataloader.dataset.data_root = toy_voc
+
+    def batch_sizes(batch):
+        loader_cfg = cfg.train_dataloader.to_dict()
+        loader_cfg['batch_size'] = batch
+        loader = Runner.build_dataloader(loader_cfg, seed=0)
+        sizes = [len(b) for b in loader.batch_sampler]
+        assert len(loader) == len(sizes) and sum(sizes) == len(loader.dataset)
+        return sizes, len(loader.dataset)
+
+    size = batch_sizes(2)[1]
+    assert size >= 4
+    # size - 1 per batch leaves exactly one image over: it joins the batch before
+    assert batch_sizes(size - 1)[0] == [size]
+    assert batch_sizes(size // 2)[0][-1] >= 2
+    own = resolved(**{'train_dataloader.drop_last': True})
+    assert 'batch_sampler' not in own.train_dataloader
+
+
 @pytest.mark.parametrize('config', sorted(glob.glob('configs/mib/*_15-1_step0.py')))
 def test_mib_15_1_distils_with_weight_100(config):
     """MiB's authors' 15-1 setting (kd 100); 15-5 keeps the paper's 10."""

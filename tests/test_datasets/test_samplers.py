@@ -1,6 +1,7 @@
 import pickle
 
 import numpy as np
+import pytest
 from mmengine.dataset import DefaultSampler
 
 from mmincseg.datasets import SampleIndex, SeededSampler
@@ -48,3 +49,22 @@ def test_a_seeded_sample_draws_from_its_seed_and_leaves_the_caller_alone():
 def _at(sampler, epoch):
     sampler.set_epoch(epoch)
     return list(sampler)
+
+
+@pytest.mark.parametrize('n, batch, expected', [
+    (17, 8, [8, 9]),          # the one left over joins the batch before
+    (18, 8, [8, 8, 2]),
+    (16, 8, [8, 8]),
+    (9, 8, [9]),
+    (5, 8, [5]),              # a step smaller than a batch still trains
+    (1, 8, [1]),
+    (3, 1, [1, 1, 1]),
+])
+def test_no_singleton_batch_sampler(n, batch, expected):
+    from mmincseg.datasets import NoSingletonBatchSampler
+    sampler = NoSingletonBatchSampler(list(range(n)), batch)
+    batches = list(sampler)
+    assert [len(b) for b in batches] == expected and len(sampler) == len(expected)
+    assert sorted(i for b in batches for i in b) == list(range(n))  # nothing dropped or repeated
+    dropping = NoSingletonBatchSampler(list(range(n)), batch, drop_last=True)
+    assert [len(b) for b in dropping] == [batch] * (n // batch) == [batch] * len(dropping)
