@@ -446,7 +446,10 @@ def resolve_step(cfg: Config) -> Tuple[Config, Dict[str, Any]]:
         if optimizer is not None and 'lr' in optimizer:
             optimizer['lr'] = optimizer['lr'] * lr_factor
     for hook in recipe.hooks:  # state a method keeps across steps (every step, step 0 too)
-        hooks.append(dict(copy.deepcopy(dict(hook)), prev_checkpoint=prev))
+        hook = dict(copy.deepcopy(dict(hook)), prev_checkpoint=prev)
+        if method.get('reg_weight') is not None:
+            hook['loss_weight'] = method['reg_weight']
+        hooks.append(hook)
     _sync_buffers(hooks)
     cfg.custom_hooks = hooks
     pseudo = needs_pseudo_labels(inc)

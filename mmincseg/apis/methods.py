@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 #: Recipe fields an ``incremental`` block may override (``incremental.kd_weight=100`` ...).
-OVERRIDABLE = ('kd_weight', 'kd_alpha', 'feat_kd_weight', 'init_novel')
+OVERRIDABLE = ('kd_weight', 'kd_alpha', 'feat_kd_weight', 'init_novel', 'reg_weight')
 
 
 @dataclass(frozen=True)
@@ -44,9 +44,12 @@ class Method:
         lr_mult (Mapping): ``optim_wrapper.paramwise_cfg.custom_keys`` learning-rate multipliers
             of steps > 0 by parameter-name key (WILSON: heads and localizer at 10x); a key the
             config sets keeps its value.
+        reg_weight (float, optional): Weight of a parameter penalty (EWC/PI/RW), the
+            ``loss_weight`` the resolver gives to each of :attr:`hooks`; None: no penalty.
         hooks (tuple[Mapping]): Custom hooks of every step of a run (step 0 included), e.g. one
             that keeps parameter importances across steps. The resolver adds
-            ``prev_checkpoint`` (None at step 0) to each of them.
+            ``prev_checkpoint`` (None at step 0) to each of them, and ``loss_weight`` when the
+            recipe has a ``reg_weight``.
         all_classes_at_once (bool): The method trains every class of the dataset in one step
             (Joint, the upper bound); its run has the single step 0.
     """
@@ -63,6 +66,7 @@ class Method:
     weak_model: Mapping[str, Any] = field(default_factory=dict)
     image_model: Mapping[str, Any] = field(default_factory=dict)
     lr_mult: Mapping[str, float] = field(default_factory=dict)
+    reg_weight: Optional[float] = None
     hooks: Tuple[Mapping[str, Any], ...] = ()
     all_classes_at_once: bool = False
 
@@ -72,7 +76,7 @@ class Method:
         values = dict(unbiased=self.unbiased, seg_loss=self.seg_loss, kd=self.kd,
                       kd_weight=self.kd_weight,
                       kd_alpha=self.kd_alpha, feat_kd_weight=self.feat_kd_weight,
-                      init_novel=self.init_novel)
+                      init_novel=self.init_novel, reg_weight=self.reg_weight)
         for key in OVERRIDABLE:
             if inc is not None and inc.get(key) is not None:
                 values[key] = inc[key]
@@ -132,12 +136,14 @@ METHODS: Dict[str, Method] = {
         # every step sigmoid: one-hot BCE, old channels distilled towards the teacher's sigmoid
         Method('lwf_mc', seg_loss='OneHotBCELoss', kd='LwFMCKDLoss', kd_weight=10.0),
         # parameter importances accumulated at every step, penalised from step 1 on
-        Method('ewc', hooks=(dict(type='ParameterImportanceHook', method='ewc',
-                                  loss_weight=500.0), )),
-        Method('pi', hooks=(dict(type='ParameterImportanceHook', method='pi',
-                                 loss_weight=500.0), )),
-        Method('rw', hooks=(dict(type='ParameterImportanceHook', method='rw',
-                                 loss_weight=100.0), )),
+        # (MiB's weights assume its lr 0.001 after step 0; the hook refuses a weight x lr at
+        # which SGD overshoots the reference weights)
+        Method('ewc', reg_weight=500.0,
+               hooks=(dict(type='ParameterImportanceHook', method='ewc'), )),
+        Method('pi', reg_weight=500.0,
+               hooks=(dict(type='ParameterImportanceHook', method='pi'), )),
+        Method('rw', reg_weight=100.0,
+               hooks=(dict(type='ParameterImportanceHook', method='rw'), )),
         # PLOP (Douillard et al., CVPR 2021; its --method PLOP): plain CE on entropy
         # pseudo-labels scaled by the adaptive factor, Local POD on the backbone outputs and the
         # logits, MiB's novel init (--init_balanced); thresholds computed before each step > 0

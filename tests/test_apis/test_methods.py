@@ -63,7 +63,7 @@ def test_a_new_recipe_reaches_the_resolved_config(monkeypatch):
 
 @pytest.mark.parametrize('method,weight', [('ewc', 500.0), ('pi', 500.0), ('rw', 100.0)])
 def test_importance_methods_run_their_hook_at_every_step(method, weight):
-    config = f'configs/{method}/bisenet_r18_toyvoc_15-5_step0.py'
+    config = f'configs/{method}/bisenet_r101_voc_15-5_step0.py'  # MiB's weights (its lr 0.001)
     for step in (0, 1):
         plan, cfg = plan_step(config, RUN, step=step)
         hooks = [h for h in cfg.custom_hooks if h['type'] == 'ParameterImportanceHook']
@@ -102,3 +102,19 @@ def test_lwf_mc_trains_a_toy_15_1_step_with_sigmoid_losses(toy_voc, tmp_path):
             osp.join(str(tmp_path), f'step{step}', '*', '*.log')))
         assert re.search(r'decode\.loss_bce: [0-9.]+', text) and 'loss_ce' not in text
         assert ('loss_kd: ' in text) == (step == 1)
+
+
+def test_reg_weight_of_the_block_reaches_the_importance_hook():
+    """``incremental.reg_weight`` sets the penalty; the toy configs keep MiB's weight x lr."""
+    def hook_weight(config, **options):
+        _, cfg = plan_step(config, RUN, cfg_options=options, step=1)
+        return [h for h in cfg.custom_hooks
+                if h['type'] == 'ParameterImportanceHook'][0]['loss_weight']
+
+    for method, toy in (('ewc', 100.0), ('pi', 100.0), ('rw', 20.0)):
+        assert hook_weight(f'configs/{method}/bisenet_r101_voc_15-5_step0.py',
+                           **{'incremental.reg_weight': 7.0}) == 7.0
+        for split in ('15-5', '15-1'):
+            assert hook_weight(f'configs/{method}/bisenet_r18_toyvoc_{split}_step0.py') == toy
+    _, cfg = plan_step(FT, RUN, step=1)  # no penalty, no hook
+    assert not [h for h in cfg.custom_hooks if h['type'] == 'ParameterImportanceHook']

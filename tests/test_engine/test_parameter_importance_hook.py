@@ -76,7 +76,7 @@ def test_step1_penalises_the_old_parameters_towards_step0(run, toy_voc, prepare_
     model = prepare_runner(RUNNERS.build(cfg)).model
     penalty = model.regularizer
     assert penalty is not None and penalty.loss_name == 'loss_reg'
-    assert penalty.loss_weight == {'ewc': 500.0, 'pi': 500.0, 'rw': 100.0}[method]
+    assert penalty.loss_weight == {'ewc': 100.0, 'pi': 100.0, 'rw': 20.0}[method]  # toy: MiB's x lr
     old = {n for n in trainable(model) if n in step0['state_dict']}
     new = trainable(model) - old
     assert new and all('classifiers.1.' in n for n in new)  # the grown step: not penalised
@@ -148,3 +148,22 @@ def test_step1_refuses_a_step0_without_importance(toy_voc, tmp_path, prepare_run
                            cfg_options={**NO_WORKERS, 'incremental.step': 1})
     with pytest.raises(ValueError, match=r"has no 'parameter_importance'.*same method"):
         prepare_runner(RUNNERS.build(cfg))
+
+
+def test_a_penalty_sgd_cannot_follow_is_refused():
+    """Heavy-ball SGD on the penalty's curvature 2 * weight * w: stable iff lr * k < 2(1 + mu)."""
+    from mmincseg.engine.hooks.parameter_importance_hook import check_penalty_stable
+    param = torch.nn.Parameter(torch.zeros(2))
+
+    def sgd(lr, momentum=0.9):
+        return torch.optim.SGD([param], lr=lr, momentum=momentum)
+
+    # MiB: lr 0.001, EWC 500, w <= 1 -> 0.001 * 1000 / 3.8
+    assert check_penalty_stable(sgd(0.001), 500.0, 1.0) == pytest.approx(1.0 / 3.8)
+    assert check_penalty_stable(sgd(0.005), 100.0, 1.0) == pytest.approx(1.0 / 3.8)
+    with pytest.raises(ValueError, match=r'pi: the penalty is too stiff.*lr 0.005.*weight 500.*'
+                                         r'reg_weight below 380'):
+        check_penalty_stable(sgd(0.005), 500.0, 1.0, 'pi')
+    with pytest.raises(ValueError, match='too stiff'):
+        check_penalty_stable(sgd(0.5, momentum=0.0), 1.0, 2.0)  # 0.5 * 4 = 2 = 2 * (1 + 0)
+    assert check_penalty_stable(torch.optim.Adam([param], lr=1.0), 500.0, 1.0) == 0.0

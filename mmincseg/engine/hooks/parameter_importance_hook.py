@@ -92,6 +92,48 @@ def previous_importance(prev_checkpoint: str, method: str,
 
 
 @HOOKS.register_module()
+def check_penalty_stable(optimizer: torch.optim.Optimizer, loss_weight: float,
+                         max_weight: float, method: str = 'penalty') -> float:
+    """Refuse a penalty that SGD cannot follow: the step overshoots the reference weights.
+
+    The penalty ``loss_weight * sum(w * (theta - theta*)^2)`` has curvature
+    ``k = 2 * loss_weight * w``; SGD with momentum ``mu`` (heavy ball) on it converges only when
+    ``lr * k < 2 * (1 + mu)``, else ``theta - theta*`` grows geometrically (the loss is NaN within
+    an epoch). Checked at the largest lr of any parameter group and the largest weight; other
+    optimizers than SGD are not checked.
+
+    Args:
+        optimizer (torch.optim.Optimizer): The step's optimizer (its initial lr).
+        loss_weight (float): The penalty's weight.
+        max_weight (float): The largest per-element penalty weight ``w``.
+        method (str): Name used in the error. Defaults to 'penalty'.
+
+    Returns:
+        float: ``lr * k / (2 * (1 + mu))`` (below 1 when stable); 0 for another optimizer.
+
+    Raises:
+        ValueError: the product is 1 or more, naming the numbers and the fix.
+    """
+    if not isinstance(optimizer, torch.optim.SGD):
+        return 0.0
+    worst = 0.0
+    for group in optimizer.param_groups:
+        lr, momentum = float(group.get('initial_lr', group['lr'])), float(group.get('momentum', 0))
+        ratio = lr * 2 * loss_weight * max_weight / (2 * (1 + momentum))
+        if ratio > worst:
+            worst, worst_lr, worst_momentum = ratio, lr, momentum
+    if worst >= 1:
+        safe = loss_weight / worst
+        raise ValueError(
+            f'{method}: the penalty is too stiff for the lr: lr {worst_lr:g} x 2 x weight '
+            f'{loss_weight:g} x largest importance {max_weight:.3g} = '
+            f'{worst_lr * 2 * loss_weight * max_weight:.3g} >= 2 x (1 + momentum '
+            f'{worst_momentum:g}), so SGD overshoots the previous weights and diverges. MiB\'s '
+            'weights (EWC/PI 500, RW 100) assume its lr 0.001 after step 0; lower '
+            f'incremental.reg_weight below {safe:.3g} (e.g. keep weight x lr as MiB\'s) or the lr.')
+    return worst
+
+
 class ParameterImportanceHook(Hook):
     """EWC / PI / RW at every step: accumulate importances, save them, penalise at steps > 0.
 
@@ -156,6 +198,10 @@ class ParameterImportanceHook(Hook):
             weights = {n: w.to(device, torch.float32) for n, w in weights.items()
                        if n in reference}
             self.penalty = ParameterPenaltyLoss(weights, reference, loss_weight=self.loss_weight)
+            check_penalty_stable(
+                runner.optim_wrapper.optimizer, self.loss_weight,
+                max((float(w.max()) for w in weights.values() if w.numel()), default=0.0),
+                self.method)
             new = [n for n in self._params if n not in weights]
             runner.logger.info(
                 f'{self.method}: penalising {len(weights)} parameter tensors '
