@@ -118,3 +118,16 @@ def test_reg_weight_of_the_block_reaches_the_importance_hook():
             assert hook_weight(f'configs/{method}/bisenet_r18_toyvoc_{split}_step0.py') == toy
     _, cfg = plan_step(FT, RUN, step=1)  # no penalty, no hook
     assert not [h for h in cfg.custom_hooks if h['type'] == 'ParameterImportanceHook']
+
+
+def test_every_recipe_names_registered_components():
+    """A recipe's hooks, losses and segmentor arguments name registered types (a typo or a lost
+    registration would otherwise surface only when a step is built)."""
+    from mmseg.registry import HOOKS, MODELS
+    import mmincseg  # noqa: F401  (registers everything)
+    for name, recipe in METHODS.items():
+        for hook in recipe.hooks:
+            assert HOOKS.get(hook['type']) is not None, (name, hook['type'])
+        for loss in (recipe.kd, recipe.seg_loss):
+            if loss:
+                assert MODELS.get(loss) is not None, (name, loss)

@@ -91,7 +91,6 @@ def previous_importance(prev_checkpoint: str, method: str,
     return ckpt_file, importance, reference
 
 
-@HOOKS.register_module()
 def check_penalty_stable(optimizer: torch.optim.Optimizer, loss_weight: float,
                          max_weight: float, method: str = 'penalty') -> float:
     """Refuse a penalty that SGD cannot follow: the step overshoots the reference weights.
@@ -134,6 +133,7 @@ def check_penalty_stable(optimizer: torch.optim.Optimizer, loss_weight: float,
     return worst
 
 
+@HOOKS.register_module()
 class ParameterImportanceHook(Hook):
     """EWC / PI / RW at every step: accumulate importances, save them, penalise at steps > 0.
 
