@@ -3,11 +3,12 @@ and the frozen teacher's intermediate features."""
 from typing import Optional, Sequence, Union
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
 from mmseg.registry import MODELS
+
+from .base import WeightedLoss
 from .unbiased_kd_loss import valid_mean
 
 Features = Union[Tensor, Sequence[Tensor]]
@@ -70,7 +71,7 @@ def feature_distillation(features: Features, old_features: Features,
 
 
 @MODELS.register_module()
-class FeatureDistillationLoss(nn.Module):
+class FeatureDistillationLoss(WeightedLoss):
     """ILT feature distillation: MSE between student and teacher features.
 
     Args:
@@ -79,9 +80,7 @@ class FeatureDistillationLoss(nn.Module):
     """
 
     def __init__(self, loss_weight: float = 1.0, loss_name: str = 'loss_feat_kd') -> None:
-        super().__init__()
-        self.loss_weight = loss_weight
-        self._loss_name = loss_name
+        super().__init__(loss_weight, loss_name)
 
     def forward(self, features: Features, old_features: Features,
                 valid_mask: Optional[Masks] = None) -> Tensor:
@@ -97,11 +96,6 @@ class FeatureDistillationLoss(nn.Module):
             Tensor: Scalar loss times ``loss_weight``.
         """
         return self.loss_weight * feature_distillation(features, old_features, valid_mask)
-
-    @property
-    def loss_name(self) -> str:
-        """str: Name of the loss item."""
-        return self._loss_name
 
     def extra_repr(self) -> str:
         return f'loss_weight={self.loss_weight}'

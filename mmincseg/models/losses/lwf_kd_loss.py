@@ -3,10 +3,11 @@ baseline: the student's first ``C_old`` channels are distilled towards the froze
 from typing import Optional
 
 import torch
-import torch.nn as nn
 from torch import Tensor
 
 from mmseg.registry import MODELS
+
+from .base import WeightedLoss
 from .unbiased_kd_loss import check_distillation_shapes, valid_mean
 
 
@@ -45,7 +46,7 @@ def lwf_kd(logits: Tensor, old_logits: Tensor, alpha: float = 1.0,
 
 
 @MODELS.register_module()
-class LwFKDLoss(nn.Module):
+class LwFKDLoss(WeightedLoss):
     """LwF knowledge distillation between student and frozen teacher logits.
 
     Args:
@@ -56,10 +57,8 @@ class LwFKDLoss(nn.Module):
 
     def __init__(self, alpha: float = 1.0, loss_weight: float = 1.0,
                  loss_name: str = 'loss_kd') -> None:
-        super().__init__()
+        super().__init__(loss_weight, loss_name)
         self.alpha = alpha
-        self.loss_weight = loss_weight
-        self._loss_name = loss_name
 
     def forward(self, logits: Tensor, old_logits: Tensor,
                 valid_mask: Optional[Tensor] = None) -> Tensor:
@@ -76,11 +75,6 @@ class LwFKDLoss(nn.Module):
         """
         return self.loss_weight * lwf_kd(
             logits, old_logits, alpha=self.alpha, valid_mask=valid_mask)
-
-    @property
-    def loss_name(self) -> str:
-        """str: Name of the loss item."""
-        return self._loss_name
 
     def extra_repr(self) -> str:
         return f'alpha={self.alpha}, loss_weight={self.loss_weight}'

@@ -9,11 +9,11 @@ channels and average over pixels, as MiB's code does, so its weight 10 carries o
 from typing import Optional
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 from mmseg.registry import MODELS
 from torch import Tensor
 
+from .base import WeightedLoss
 from .unbiased_kd_loss import check_distillation_shapes, valid_mean
 
 
@@ -95,7 +95,7 @@ def lwf_mc_kd(logits: Tensor, old_logits: Tensor, valid_mask: Optional[Tensor] =
 
 
 @MODELS.register_module()
-class OneHotBCELoss(nn.Module):
+class OneHotBCELoss(WeightedLoss):
     """:func:`one_hot_bce` as an mmseg decode-head loss (LwF-MC's segmentation loss).
 
     Drop-in for ``CrossEntropyLoss`` in a head's ``loss_decode``; called by
@@ -107,9 +107,7 @@ class OneHotBCELoss(nn.Module):
     """
 
     def __init__(self, loss_weight: float = 1.0, loss_name: str = 'loss_bce') -> None:
-        super().__init__()
-        self.loss_weight = loss_weight
-        self._loss_name = loss_name
+        super().__init__(loss_weight, loss_name)
 
     def forward(self, cls_score: Tensor, label: Tensor, weight: Optional[Tensor] = None,
                 ignore_index: int = 255, **kwargs) -> Tensor:
@@ -127,17 +125,12 @@ class OneHotBCELoss(nn.Module):
         """
         return self.loss_weight * one_hot_bce(cls_score, label, ignore_index, weight)
 
-    @property
-    def loss_name(self) -> str:
-        """str: Name of the loss item."""
-        return self._loss_name
-
     def extra_repr(self) -> str:
         return f'loss_weight={self.loss_weight}'
 
 
 @MODELS.register_module()
-class LwFMCKDLoss(nn.Module):
+class LwFMCKDLoss(WeightedLoss):
     """:func:`lwf_mc_kd` between student and frozen teacher logits.
 
     Args:
@@ -146,9 +139,7 @@ class LwFMCKDLoss(nn.Module):
     """
 
     def __init__(self, loss_weight: float = 10.0, loss_name: str = 'loss_kd') -> None:
-        super().__init__()
-        self.loss_weight = loss_weight
-        self._loss_name = loss_name
+        super().__init__(loss_weight, loss_name)
 
     def forward(self, logits: Tensor, old_logits: Tensor,
                 valid_mask: Optional[Tensor] = None) -> Tensor:
@@ -164,11 +155,6 @@ class LwFMCKDLoss(nn.Module):
             Tensor: Scalar loss times ``loss_weight``.
         """
         return self.loss_weight * lwf_mc_kd(logits, old_logits, valid_mask=valid_mask)
-
-    @property
-    def loss_name(self) -> str:
-        """str: Name of the loss item."""
-        return self._loss_name
 
     def extra_repr(self) -> str:
         return f'loss_weight={self.loss_weight}'

@@ -32,9 +32,10 @@ gradients, saves their state in checkpoints and builds the :class:`ParameterPena
 from typing import ClassVar, Dict, Mapping, Optional, Tuple, Type
 
 import torch
-import torch.nn as nn
 from mmseg.registry import MODELS
 from torch import Tensor
+
+from .base import WeightedLoss
 
 #: MiB's epsilons: min-max normalisation and RW's denominator; PI's denominator.
 NORMALIZE_EPS = 1e-8
@@ -180,7 +181,7 @@ def parameter_penalty(params: NamedTensors, weights: NamedTensors,
 
 
 @MODELS.register_module()
-class ParameterPenaltyLoss(nn.Module):
+class ParameterPenaltyLoss(WeightedLoss):
     """``loss_weight * parameter_penalty(params, weights, reference)``: EWC/PI/RW's term.
 
     The segmentor holds it outside its module tree (``set_regularizer``) and adds it to its
@@ -198,11 +199,9 @@ class ParameterPenaltyLoss(nn.Module):
     def __init__(self, weights: Optional[NamedTensors] = None,
                  reference: Optional[NamedTensors] = None, loss_weight: float = 1.0,
                  loss_name: str = 'loss_reg') -> None:
-        super().__init__()
+        super().__init__(loss_weight, loss_name)
         self.weights: Dict[str, Tensor] = dict(weights or {})
         self.reference: Dict[str, Tensor] = dict(reference or {})
-        self.loss_weight = loss_weight
-        self._loss_name = loss_name
 
     def forward(self, params: NamedTensors) -> Tensor:
         """Compute the weighted penalty.
@@ -222,11 +221,6 @@ class ParameterPenaltyLoss(nn.Module):
         if name not in self.weights:
             return None
         return 2 * self.loss_weight * self.weights[name] * (param - self.reference[name])
-
-    @property
-    def loss_name(self) -> str:
-        """str: Name of the loss item."""
-        return self._loss_name
 
     def extra_repr(self) -> str:
         return f'penalised={len(self.weights)}, loss_weight={self.loss_weight}'

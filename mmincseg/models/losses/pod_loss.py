@@ -23,10 +23,11 @@ import math
 from typing import Optional, Sequence, Union
 
 import torch
-import torch.nn as nn
 from torch import Tensor
 
 from mmseg.registry import MODELS
+
+from .base import WeightedLoss
 
 Features = Union[Tensor, Sequence[Tensor]]
 Masks = Union[Tensor, Sequence[Optional[Tensor]]]
@@ -206,7 +207,7 @@ def pod_distillation(features: Features, old_features: Features, scales: Sequenc
 
 
 @MODELS.register_module()
-class LocalPODLoss(nn.Module):
+class LocalPODLoss(WeightedLoss):
     """PLOP's Local POD on intermediate features and on the logits.
 
     With ``F`` feature levels and, when logits are given, one logit level (``L = F + 1``, else
@@ -235,16 +236,14 @@ class LocalPODLoss(nn.Module):
     def __init__(self, loss_weight: float = 0.01, logits_weight: float = 0.0005,
                  scales: Sequence[int] = (1, 2, 4), prepro: str = 'pow',
                  class_schedule: bool = True, loss_name: str = 'loss_pod') -> None:
-        super().__init__()
+        super().__init__(loss_weight, loss_name)
         if prepro not in PREPROS:
             raise ValueError(f'LocalPODLoss: prepro={prepro!r} is not supported; use one of '
                              f'{PREPROS}')
-        self.loss_weight = loss_weight
         self.logits_weight = logits_weight
         self.scales = tuple(int(s) for s in scales)
         self.prepro = prepro
         self.class_schedule = class_schedule
-        self._loss_name = loss_name
 
     def forward(self, features: Features, old_features: Features,
                 logits: Optional[Tensor] = None, old_logits: Optional[Tensor] = None,
@@ -287,11 +286,6 @@ class LocalPODLoss(nn.Module):
                 pod_level_distance(student, old_logits, self.scales, self.prepro,
                                    logits_valid_mask)
         return losses
-
-    @property
-    def loss_name(self) -> str:
-        """str: Name of the feature term."""
-        return self._loss_name
 
     def extra_repr(self) -> str:
         return (f'loss_weight={self.loss_weight}, logits_weight={self.logits_weight}, '

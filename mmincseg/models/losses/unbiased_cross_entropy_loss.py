@@ -8,10 +8,11 @@ with the probability of "background or any old class", i.e. the softmax mass of 
 from typing import Optional
 
 import torch
-import torch.nn as nn
 from torch import Tensor
 
 from mmseg.registry import MODELS
+
+from .base import WeightedLoss
 
 
 def unbiased_cross_entropy(logits: Tensor,
@@ -125,7 +126,7 @@ class _UnbiasedCrossEntropy(torch.autograd.Function):
 
 
 @MODELS.register_module()
-class UnbiasedCrossEntropyLoss(nn.Module):
+class UnbiasedCrossEntropyLoss(WeightedLoss):
     """MiB unbiased cross-entropy as an mmseg decode-head loss.
 
     Drop-in for ``CrossEntropyLoss`` in a head's ``loss_decode``; called by
@@ -145,13 +146,11 @@ class UnbiasedCrossEntropyLoss(nn.Module):
                  old_classes: int = 0,
                  loss_weight: float = 1.0,
                  loss_name: str = 'loss_ce') -> None:
-        super().__init__()
+        super().__init__(loss_weight, loss_name)
         if old_classes < 0:
             raise ValueError(
                 f'UnbiasedCrossEntropyLoss: old_classes must be >= 0, got {old_classes}')
         self.old_classes = int(old_classes)
-        self.loss_weight = loss_weight
-        self._loss_name = loss_name
 
     def forward(self,
                 cls_score: Tensor,
@@ -174,11 +173,6 @@ class UnbiasedCrossEntropyLoss(nn.Module):
         """
         return self.loss_weight * unbiased_cross_entropy(
             cls_score, label, self.old_classes, ignore_index=ignore_index, weight=weight)
-
-    @property
-    def loss_name(self) -> str:
-        """str: Name of the loss item (the ``loss_`` prefix makes the segmentor sum it)."""
-        return self._loss_name
 
     def extra_repr(self) -> str:
         return f'old_classes={self.old_classes}, loss_weight={self.loss_weight}'

@@ -6,10 +6,11 @@ scores the teacher's background with the softmax mass of "background or any new 
 from typing import Optional
 
 import torch
-import torch.nn as nn
 from torch import Tensor
 
 from mmseg.registry import MODELS
+
+from .base import WeightedLoss
 
 
 def check_distillation_shapes(logits: Tensor, old_logits: Tensor, caller: str) -> None:
@@ -120,7 +121,7 @@ def unbiased_kd(logits: Tensor, old_logits: Tensor, alpha: float = 1.0,
 
 
 @MODELS.register_module()
-class UnbiasedKDLoss(nn.Module):
+class UnbiasedKDLoss(WeightedLoss):
     """MiB unbiased knowledge distillation between student and frozen teacher logits.
 
     Args:
@@ -131,10 +132,8 @@ class UnbiasedKDLoss(nn.Module):
 
     def __init__(self, alpha: float = 1.0, loss_weight: float = 10.0,
                  loss_name: str = 'loss_kd') -> None:
-        super().__init__()
+        super().__init__(loss_weight, loss_name)
         self.alpha = alpha
-        self.loss_weight = loss_weight
-        self._loss_name = loss_name
 
     def forward(self, logits: Tensor, old_logits: Tensor,
                 valid_mask: Optional[Tensor] = None) -> Tensor:
@@ -151,11 +150,6 @@ class UnbiasedKDLoss(nn.Module):
         """
         return self.loss_weight * unbiased_kd(
             logits, old_logits, alpha=self.alpha, valid_mask=valid_mask)
-
-    @property
-    def loss_name(self) -> str:
-        """str: Name of the loss item."""
-        return self._loss_name
 
     def extra_repr(self) -> str:
         return f'alpha={self.alpha}, loss_weight={self.loss_weight}'
