@@ -16,7 +16,7 @@ from mmincseg.tasks import IGNORE_INDEX
 # ``train_step_by_model`` only)
 MODELS_BENCHMARKED = ('bisenet_r18', 'bisenet_r50', 'bisenet_r101', 'bisenet_seed_r101',
                       'deeplabv3_r101_os16', 'deeplabv3_r101_os8')
-METHODS_BENCHMARKED = ('ft', 'lwf', 'ilt', 'mib')
+METHODS_BENCHMARKED = ('ft', 'lwf', 'lwf_mc', 'ilt', 'ewc', 'pi', 'rw', 'mib', 'plop')
 # Also measured in the channels-last memory format (section ``channels_last`` of the document;
 # ``infer`` / ``train_step`` keep DESIGN.md's model and method names). Internally a name ending in
 # CHANNELS_LAST builds the channels-last variant and is measured interleaved with the others.
@@ -37,7 +37,8 @@ MODEL_CONFIGS: Dict[str, Tuple[str, dict]] = {
         backbone=dict(dilations=(1, 1, 2, 4), strides=(1, 2, 1, 1)),
         decode_head=dict(dilations=(1, 12, 24, 36)))),
 }
-TRAIN_CONFIG = 'configs/{method}/bisenet_r18_toyvoc_15-5_step1.py'
+# Every method's toy 15-5 config, resolved at STEP (the methods' step-0 files exist for all)
+TRAIN_CONFIG = 'configs/{method}/bisenet_r18_toyvoc_15-5_step0.py'
 # Models whose MiB step is compared (section ``train_step_by_model``): the current BiSeNet shape,
 # the seed's, and MiB's own DeepLabV3-R101.
 TRAIN_MODELS = ('bisenet_r18', 'bisenet_seed_r18', 'bisenet_r101', 'bisenet_seed_r101',
@@ -199,6 +200,13 @@ def build_inference_model(name: str, device: torch.device) -> nn.Module:
     return to_channels_last(model) if name.endswith(CHANNELS_LAST) else model
 
 
+def train_config(method: str) -> Config:
+    """The toy 15-5 config of ``method`` (``TRAIN_CONFIG``) at the benchmarked step, unresolved."""
+    cfg = Config.fromfile(config_path(TRAIN_CONFIG.format(method=method)))
+    cfg.incremental.step = STEP
+    return cfg
+
+
 def build_train_models(method: str, device: torch.device,
                        model: Optional[str] = None) -> nn.Module:
     """The student of the toy 15-5 step-1 config of ``method``, with its step-0 teacher set.
@@ -222,7 +230,7 @@ def build_train_models(method: str, device: torch.device,
     from mmincseg.engine.hooks import to_channels_last
     channels_last = method.endswith(CHANNELS_LAST)
     method = base_name(method)
-    cfg = Config.fromfile(config_path(TRAIN_CONFIG.format(method=method)))
+    cfg = train_config(method)
     if model is not None:
         cfg.model = model_file_config(model).model
     cfg = resolve_incremental_config(cfg)
@@ -236,7 +244,51 @@ def build_train_models(method: str, device: torch.device,
     student.set_teacher(teacher)
     if channels_last:
         to_channels_last(student)
+    if student.pseudo_label is not None:  # PLOP: thresholds from the teacher, as its hook does
+        from mmincseg.engine.hooks.pseudo_label_threshold_hook import pseudo_label_thresholds
+        batch = train_batch_data(2, 64)
+        student.set_pseudo_label_thresholds(pseudo_label_thresholds(student, [batch]))
     return student.train()
+
+
+def attach_method_state(name: str, student: nn.Module,
+                        optimizer: torch.optim.Optimizer) -> Optional[object]:
+    """What a method's hooks give the step-1 student before training, for the benchmark's own
+    optimizer: EWC / PI / RW get the ``ParameterImportanceHook`` of their resolved config
+    attached (the accumulator seeing every optimizer step, and the penalty on every trainable
+    parameter towards its starting value, weighted by the importance of a simulated step 0 of
+    two SGD updates with random gradients: the real step penalises all but the new classifier,
+    a negligible difference in cost); other methods need nothing here (PLOP's thresholds are set by
+    :func:`build_train_models`).
+
+    Args:
+        name (str): The benchmarked method name (optionally ``_channels_last``).
+        student (nn.Module): From :func:`build_train_models`.
+        optimizer (torch.optim.Optimizer): The optimizer of its steps.
+
+    Returns:
+        ParameterImportanceHook | None: The attached hook (None for other methods).
+    """
+    from mmincseg.apis.config import resolve_incremental_config
+    from mmincseg.engine.hooks import ParameterImportanceHook
+    from mmincseg.models.losses.parameter_regularizer import ACCUMULATORS
+    cfg = resolve_incremental_config(train_config(base_name(name)))
+    for hook_cfg in cfg.get('custom_hooks', []):
+        if hook_cfg['type'] != 'ParameterImportanceHook':
+            continue
+        kwargs = {k: v for k, v in hook_cfg.items() if k not in ('type', 'prev_checkpoint')}
+        params = {n: p.detach().clone() for n, p in student.named_parameters()
+                  if p.requires_grad}
+        gen = torch.Generator().manual_seed(0)
+        grads = {n: torch.randn(p.shape, generator=gen).to(p) for n, p in params.items()}
+        moved = {n: p - 0.01 * grads[n] for n, p in params.items()}  # one SGD step of "step 0"
+        step0 = ACCUMULATORS[kwargs['method']](params)
+        step0.update(grads, params)
+        step0.update(grads, moved)  # PI and RW score the path between the two
+        hook = ParameterImportanceHook(**kwargs)
+        hook.attach(student, optimizer, step0.importance(moved), reference=params)
+        return hook
+    return None
 
 
 def train_batch_data(batch: int, size: int, seed: int = 0) -> dict:

@@ -14,6 +14,11 @@ TARGETS = (
     ('DeepLabV3-R101 OS16 / seed BiSeNet-R101 (inference)',
      'deeplabv3_r101_os16_over_bisenet_seed_r101', '>', 1.0,
      "the seed's BiSeNet-R101 faster than DeepLabV3-R101"),
+    ('PLOP step / FT step', 'plop_over_ft', '<=', 1.4,
+     'PLOP (teacher forward, POD on features and logits, pseudo-labels) over fine-tuning'),
+    ('EWC step / FT step', 'ewc_over_ft', '<=', 1.15, 'a parameter penalty adds little'),
+    ('PI step / FT step', 'pi_over_ft', '<=', 1.15, 'a parameter penalty adds little'),
+    ('RW step / FT step', 'rw_over_ft', '<=', 1.15, 'a parameter penalty adds little'),
     ('pipeline / training consumption', 'pipeline_over_train_consumption', '>=', 3.0,
      'data pipeline delivers >= 3x the images/s the training step consumes'),
 )
@@ -83,8 +88,8 @@ def compute_ratios(doc: dict) -> dict:
     mib_cl = nhwc_train.get('mib', {}).get('ms')
     ratios['channels_last_speedup_mib_step'] = ratio(mib.get('ms'), mib_cl)
     ratios['mib_over_ft_channels_last'] = ratio(mib_cl, nhwc_train.get('ft', {}).get('ms'))
-    ratios['lwf_over_ft'] = ratio(train.get('lwf', {}).get('ms'), ft.get('ms'))
-    ratios['ilt_over_ft'] = ratio(train.get('ilt', {}).get('ms'), ft.get('ms'))
+    for method in ('lwf', 'lwf_mc', 'ilt', 'ewc', 'pi', 'rw', 'plop'):
+        ratios[f'{method}_over_ft'] = ratio(train.get(method, {}).get('ms'), ft.get('ms'))
     pipeline = doc.get('pipeline', {})
     rates = [w['imgs_per_s'] for w in pipeline.get('workers', {}).values()]
     if rates and mib.get('imgs_per_s'):

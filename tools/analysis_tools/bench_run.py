@@ -31,8 +31,9 @@ import torch
 from .bench_inference import benchmark_inference
 from .bench_measure import count_flops, machine_info, matmul_peak_gflops
 from .bench_models import (CHANNELS_LAST, FULL, MODEL_CONFIGS, QUICK, BenchmarkSettings,
-                           TensorForward, TrainForward, build_inference_model,
-                           build_train_models, setup, split_channels_last, train_batch_data)
+                           TensorForward, TrainForward, attach_method_state,
+                           build_inference_model, build_train_models, setup,
+                           split_channels_last, train_batch_data)
 from .bench_report import check_targets, compute_ratios
 from .bench_sections import benchmark_pipeline, benchmark_seam, profile_train_step
 from .bench_train import benchmark_train_steps
@@ -136,7 +137,7 @@ def _run_benchmark(quick: bool, device: Optional[str], settings: Optional[Benchm
     students = {m: build_train_models(m, dev) for m in methods}
     data = train_batch_data(settings.train_batch, settings.train_size)
     train = benchmark_train_steps(students, data, settings.train_warmup, settings.train_repeats,
-                                  dev, log=log)
+                                  dev, log=log, on_optimizer=attach_method_state)
     for entry in train.values():
         entry.update(size=settings.train_size, batch=settings.train_batch)
     doc['train_step'], nhwc_train = split_channels_last(train)

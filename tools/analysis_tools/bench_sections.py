@@ -12,7 +12,7 @@ import torch.nn as nn
 from mmengine.config import Config
 
 from .bench_measure import sync, time_ms
-from .bench_models import STEP, TASK, TRAIN_CONFIG, BenchmarkSettings, config_path
+from .bench_models import STEP, TASK, BenchmarkSettings, config_path, train_config
 from .bench_train import optim_wrapper
 
 Logger = Callable[[str], None]
@@ -86,7 +86,7 @@ def benchmark_pipeline(settings: BenchmarkSettings, data_root: Optional[str] = N
         log(f'  toy VOC: {settings.pipeline_images} images of ~{crop} px in '
             f'{time.perf_counter() - start:.1f} s')
     try:
-        cfg = Config.fromfile(config_path(TRAIN_CONFIG.format(method='mib')))
+        cfg = train_config('mib')
         cfg = resolve_incremental_config(cfg)
         set_data_root(cfg, data_root)
         loader_cfg = copy.deepcopy(cfg.train_dataloader)

@@ -11,7 +11,7 @@ import copy
 import inspect
 import math
 import statistics
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Optional
 
 import torch
 import torch.nn as nn
@@ -109,17 +109,21 @@ def loss_terms(model: nn.Module, record: dict) -> Dict[str, Callable[[], torch.T
     """
     from mmincseg.models.utils import head_loss_by_feat
     samples, batch_shape = record['data_samples'], record['batch_shape']
+    old_logits = record.get('old_logits')
+    head_samples, pixel_weight = samples, None
+    if model.pseudo_label is not None and old_logits is not None:  # PLOP's labels, made once
+        with torch.no_grad():
+            head_samples, pixel_weight = model.pseudo_labelled(samples, old_logits)
 
     def total(losses: Dict[str, torch.Tensor]) -> torch.Tensor:
         return model.parse_losses(losses)[0]
 
     def head_term(head: nn.Module, logits: torch.Tensor) -> Callable[[], torch.Tensor]:
-        return lambda: total(head_loss_by_feat(head, _leaf(logits), samples))
+        return lambda: total(head_loss_by_feat(head, _leaf(logits), head_samples, pixel_weight))
 
     terms = {'decode': head_term(model.decode_head, record['seg_logits'])}
     for i, (head, logits) in enumerate(zip(aux_heads(model), record.get('aux_logits') or [])):
         terms[f'aux_{i}'] = head_term(head, logits)
-    old_logits = record.get('old_logits')
     if old_logits is not None and model.distill_loss is not None:
         terms['kd'] = lambda: total(model.distillation_losses(
             _leaf(record['seg_logits']), old_logits, samples, batch_shape))
@@ -127,6 +131,13 @@ def loss_terms(model: nn.Module, record: dict) -> Dict[str, Callable[[], torch.T
         terms['feat_kd'] = lambda: total(model.distillation_losses(
             record['seg_logits'], None, samples, batch_shape, _leaf(record['new_feats']),
             record['old_feats']))
+    if old_logits is not None and model.pod_loss is not None and record.get('pod_feats'):
+        terms['pod'] = lambda: total(model._pod_losses(
+            _leaf(record['seg_logits']), old_logits, samples, batch_shape,
+            _leaf(record['pod_feats']), record['old_pod_feats']))
+    if model.regularizer is not None:
+        terms['reg'] = lambda: total(
+            {model.regularizer.loss_name: model.regularizer(dict(model.named_parameters()))})
     return terms
 
 
@@ -148,7 +159,9 @@ def check_loss_terms(model: nn.Module, record: dict) -> None:
 
 
 def benchmark_train_steps(students: Dict[str, nn.Module], data: dict, warmup: int, repeats: int,
-                          device: torch.device, log: Logger = print) -> Dict[str, dict]:
+                          device: torch.device, log: Logger = print,
+                          on_optimizer: Optional[Callable[[str, nn.Module, torch.optim.Optimizer],
+                                                          None]] = None) -> Dict[str, dict]:
     """Interleaved timing of full training steps, of their loss functions alone and of the
     teacher forward.
 
@@ -159,6 +172,9 @@ def benchmark_train_steps(students: Dict[str, nn.Module], data: dict, warmup: in
     """
     names = list(students)
     wrappers = {n: optim_wrapper(m) for n, m in students.items()}
+    if on_optimizer is not None:  # what a method's hooks attach to the optimizer (EWC/PI/RW)
+        for name, wrapper in wrappers.items():
+            on_optimizer(name, students[name], wrapper.optimizer)
     step_times: Dict[str, List[float]] = {n: [] for n in names}
     loss_times: Dict[str, List[float]] = {n: [] for n in names}
     term_times: Dict[str, Dict[str, List[float]]] = {n: {} for n in names}

@@ -13,6 +13,7 @@ from typing import Any, Dict, Mapping, Optional
 import torch
 import torch.nn as nn
 from mmengine.hooks import Hook
+from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from mmengine.optim import OptimWrapper
 from mmseg.registry import HOOKS
@@ -181,40 +182,66 @@ class ParameterImportanceHook(Hook):
 
     def before_train(self, runner) -> None:
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-        self._params = {n: p for n, p in model.named_parameters() if p.requires_grad}
-        previous = reference = None
+        optim_wrapper = runner.optim_wrapper
+        if not isinstance(optim_wrapper, OptimWrapper):
+            raise TypeError(f'ParameterImportanceHook needs one optimizer (an OptimWrapper); '
+                            f'got {type(optim_wrapper).__name__}')
+        previous = reference = source = None
         if self.prev_checkpoint is not None:
-            ckpt_file, previous, reference = previous_importance(self.prev_checkpoint,
-                                                                 self.method, self._params)
+            params = {n: p for n, p in model.named_parameters() if p.requires_grad}
+            source, previous, reference = previous_importance(self.prev_checkpoint,
+                                                              self.method, params)
+        self.attach(model, optim_wrapper.optimizer, previous, reference,
+                    resumed=runner.iter > 0, source=source, logger=runner.logger)
+
+    def attach(self, model: nn.Module, optimizer: torch.optim.Optimizer,
+               previous: Optional[Mapping[str, Mapping[str, Tensor]]] = None,
+               reference: Optional[Mapping[str, Tensor]] = None, resumed: bool = False,
+               source: Optional[str] = None, logger=None) -> None:
+        """Start the step of ``model``: build the accumulator (and, with a previous importance,
+        the penalty), give the segmentor the penalty and see every step of ``optimizer``.
+
+        :meth:`before_train` calls it with what the runner and ``prev_checkpoint`` hold; the
+        benchmark calls it with a model and optimizer of its own.
+
+        Args:
+            model (nn.Module): The segmentor (``set_regularizer``), unwrapped.
+            optimizer (torch.optim.Optimizer): The optimizer whose steps are accounted.
+            previous (Mapping, optional): The previous step's raw importance
+                (:func:`previous_importance`); None at step 0 (no penalty).
+            reference (Mapping[str, Tensor], optional): The previous step's weights by name.
+            resumed (bool): Continue the accumulation of a resumed checkpoint
+                (:meth:`after_load_checkpoint`). Defaults to False.
+            source (str, optional): Where ``previous`` comes from (for the log).
+            logger (optional): Logger of the summary line. Defaults to None (no log).
+        """
+        self._params = {n: p for n, p in model.named_parameters() if p.requires_grad}
         device = next(iter(self._params.values())).device
         reference = {n: t.to(device, torch.float32) for n, t in (reference or {}).items()}
         self.accumulator = ACCUMULATORS[self.method](
             self._params, previous=previous, reference=reference, alpha=self.alpha,
             score_interval=self.score_interval)
-        if runner.iter > 0:
-            self._resume(runner)
+        if resumed:
+            self._resume()
         if previous is not None:
             weights = self.accumulator.penalty_weights(previous, self.normalize)
             weights = {n: w.to(device, torch.float32) for n, w in weights.items()
                        if n in reference}
             self.penalty = ParameterPenaltyLoss(weights, reference, loss_weight=self.loss_weight)
             check_penalty_stable(
-                runner.optim_wrapper.optimizer, self.loss_weight,
+                optimizer, self.loss_weight,
                 max((float(w.max()) for w in weights.values() if w.numel()), default=0.0),
                 self.method)
             new = [n for n in self._params if n not in weights]
-            runner.logger.info(
-                f'{self.method}: penalising {len(weights)} parameter tensors '
-                f'({sum(w.numel() for w in weights.values())} values) towards {ckpt_file}, '
-                f'weight {self.loss_weight}; not penalised (new at this step): {new}')
+            if logger is not None:
+                logger.info(
+                    f'{self.method}: penalising {len(weights)} parameter tensors '
+                    f'({sum(w.numel() for w in weights.values())} values) towards {source}, '
+                    f'weight {self.loss_weight}; not penalised (new at this step): {new}')
         model.set_regularizer(self.penalty)
-        optim_wrapper = runner.optim_wrapper
-        if not isinstance(optim_wrapper, OptimWrapper):
-            raise TypeError(f'ParameterImportanceHook needs one optimizer (an OptimWrapper); '
-                            f'got {type(optim_wrapper).__name__}')
-        self._handle = optim_wrapper.optimizer.register_step_pre_hook(self._before_step)
+        self._handle = optimizer.register_step_pre_hook(self._before_step)
 
-    def _resume(self, runner) -> None:
+    def _resume(self) -> None:
         state = self._resumed_state
         if not isinstance(state, Mapping) or state.get('method') != self.method:
             raise ValueError(
@@ -223,8 +250,8 @@ class ParameterImportanceHook(Hook):
                 'written without this hook, so the importances of the steps done are lost. '
                 'Train the step again without --resume (tools/train.py ... --force).')
         self.accumulator.load_state_dict(state['accumulator'])
-        runner.logger.info(f'{self.method}: importance accumulation resumed after '
-                           f'{self.accumulator.updates} optimizer steps')
+        print_log(f'{self.method}: importance accumulation resumed after '
+                  f'{self.accumulator.updates} optimizer steps', logger='current')
 
     @torch.no_grad()
     def _before_step(self, optimizer, args, kwargs) -> None:
