@@ -2,7 +2,8 @@
 
 Each RUN_DIR holds a results.json written by tools/run_incremental.py. Prints (and optionally
 writes) a markdown table with the base / novel / all mIoU after the last step of each run, and
-a plot of mIoU per step of all runs.
+a plot of mIoU per step of all runs; ``--per-class-md`` adds the IoU of every class after the last
+step (runs of one name averaged, classes matched by name across class orders).
 """
 import argparse
 import json
@@ -10,7 +11,8 @@ import os
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
-from mmincseg.apis.results import comparison_table, plot_miou_per_step  # noqa: E402
+from mmincseg.apis.results import (comparison_table, per_class_table,  # noqa: E402
+                                   plot_miou_per_step)
 
 
 def main() -> None:
@@ -19,6 +21,9 @@ def main() -> None:
     parser.add_argument('--names', nargs='+', help='row names (default: method)')
     parser.add_argument('--md', help='write the table to this markdown file')
     parser.add_argument('--png', help='write the mIoU-per-step plot of all runs here')
+    parser.add_argument('--per-class-md',
+                        help='write the IoU of every class after the last step (a column per '
+                        'name) to this markdown file')
     args = parser.parse_args()
     summaries = []
     for i, run in enumerate(args.runs):
@@ -37,6 +42,9 @@ def main() -> None:
             f.write(table + '\n')
     if args.png:
         plot_miou_per_step(summaries, args.png)
+    if args.per_class_md:
+        with open(args.per_class_md, 'w') as f:
+            f.write(per_class_table(summaries) + '\n')
 
 
 if __name__ == '__main__':

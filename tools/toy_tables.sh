@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Reproduces the toy-data tables of docs/results.md (seed's Tables 1 and 2 on the synthetic VOC).
-# Usage: bash tools/toy_tables.sh [table1|table2|table10-1|table3|kd|all]   (CPU; hours on 2 cores)
+# Usage: bash tools/toy_tables.sh [table1|table2|table10-1|table3|kd|orders|ade|all]
+#   (CPU; hours on 2 cores)
 # (table2 = table2-shared + table2-own + its tables; finished runs are skipped when re-run)
 # Two chains run in parallel with one thread each (2 cores); logs go to work_dirs/toy/*.log.
 set -euo pipefail
@@ -101,6 +102,66 @@ if [ "$WHAT" = table10-1 ] || [ "$WHAT" = all ]; then
   wait
   $PY tools/summarize_results.py $W/{ft,mib,plop,joint}_10-1 --names FT MiB PLOP Joint \
     --md "$W/table2_10-1.md" --png "$W/table2_10-1.png"
+fi
+
+if [ "$WHAT" = orders ] || [ "$WHAT" = all ]; then
+  # 15-1 over three class orders (incremental.order): the identity order is table2's runs (its
+  # step 0 $W/base and mib_15-1 / ft_15-1), each other order trains its own step 0 (its first 15
+  # classes differ). Chains run side by side; tables: per order, mean +- std over the orders,
+  # and per class (original class ids, last step).
+  ORDERS=${ORDERS:-"random:1 random:2"}
+  order_chain() {  # order_chain <run dir> <step-0 dir> [order]
+    # (the order option, or the seed again when there is none: --cfg-options needs a value)
+    local opt="randomness.seed=$SEED"; [ -n "${3:-}" ] && opt="incremental.order=$3"
+    # step 0 as table2's base (the 15-5 config: 15-5 and 15-1 share step 0)
+    [ -f "$2/step0/step_result.json" ] || run configs/ft/bisenet_r18_toyvoc_15-5_step0.py \
+      --work-dir "$2" --steps 0 --cfg-options "$opt"
+    for m in mib ft; do
+      run configs/$m/bisenet_r18_toyvoc_15-1_step0.py --work-dir "$1/${m}_15-1" \
+        --step0 "$2/step0" --cfg-options $STEP_OPTS "$opt"
+    done
+  }
+  order_chain "$W" "$W/base" > "$W/chain_order_identity.log" 2>&1 &
+  for o in $ORDERS; do
+    d="$W/order_${o//:/}"; mkdir -p "$d"
+    order_chain "$d" "$d/base" "$o" > "$W/chain_order_${o//:/}.log" 2>&1 &
+  done
+  wait
+  runs=(); names=(); all=(); all_names=()
+  for m in mib ft; do
+    runs+=("$W/${m}_15-1"); names+=("${m}-identity")
+    all+=("$W/${m}_15-1"); all_names+=("$m")
+    for o in $ORDERS; do
+      runs+=("$W/order_${o//:/}/${m}_15-1"); names+=("${m}-${o}")
+      all+=("$W/order_${o//:/}/${m}_15-1"); all_names+=("$m")
+    done
+  done
+  $PY tools/summarize_results.py "${runs[@]}" --names "${names[@]}" --md "$W/orders_15-1.md" \
+    --per-class-md "$W/orders_15-1_per_class.md"
+  $PY tools/summarize_results.py "${all[@]}" --names "${all_names[@]}" \
+    --md "$W/orders_15-1_mean.md" --png "$W/orders_15-1.png"
+fi
+
+if [ "$WHAT" = ade ] || [ "$WHAT" = all ]; then
+  # The toy ADE20K (tools/make_toy_ade.py, 150 classes, no test split: its val is the only
+  # held-out set, and no choice was made on it): one 100-class step 0 shared by MiB and FT on
+  # 100-50 and 100-10, each split a chain; per-class tables of the last step.
+  A=${ADE_DATA:-data/toyade}
+  $PY tools/make_toy_ade.py --out "$A" --seed 0 > /dev/null
+  runa() { $PY tools/run_incremental.py "$@" --data-root "$A" --cfg-options randomness.seed=$SEED; }
+  runa configs/ft/bisenet_r18_toyade_100-50_step0.py --work-dir "$W/ade_base" --steps 0 \
+    > "$W/ade_base.log" 2>&1
+  for split in 100-50 100-10; do
+    ( for m in mib ft; do
+        runa configs/$m/bisenet_r18_toyade_${split}_step0.py --work-dir "$W/ade_${m}_$split" \
+          --step0 "$W/ade_base/step0" --cfg-options $STEP_OPTS
+      done ) > "$W/chain_ade_$split.log" 2>&1 &
+  done
+  wait
+  for split in 100-50 100-10; do
+    $PY tools/summarize_results.py "$W"/ade_{mib,ft}_$split --names MiB FT \
+      --md "$W/ade_$split.md" --png "$W/ade_$split.png" --per-class-md "$W/ade_${split}_per_class.md"
+  done
 fi
 
 if [ "$WHAT" = kd ] || [ "$WHAT" = all ]; then

@@ -130,6 +130,29 @@ def comparison_table(summaries: Sequence[dict], title: str = 'method') -> str:
     return '\n'.join(lines)
 
 
+def per_class_table(summaries: Sequence[dict], title: str = 'class') -> str:
+    """IoU of every class after the last step: one row per class, one column per run name.
+
+    Runs of one name share a column (mean +- std over them, as :func:`comparison_table`); a
+    class is found by its name, so runs of different class orders line up by the original
+    class. Rows follow the first appearance of each class in the runs' last steps (the first
+    run's channel order), background first; ``-`` where a run has no IoU for the class.
+    """
+    groups: Dict[str, List[dict]] = {}
+    for s in summaries:
+        groups.setdefault(s.get('name') or s['method'], []).append(s['steps'][-1])
+    rows: List[str] = []
+    for lasts in groups.values():
+        for last in lasts:
+            rows += [n for n in last.get('per_class', {}) if n not in rows]
+    lines = [f"| {title} | {' | '.join(groups)} |", '|---|' + '---:|' * len(groups)]
+    for name in rows:
+        cells = [mean_std([x.get('per_class', {}).get(name) for x in lasts])
+                 for lasts in groups.values()]
+        lines.append(f"| {name} | {' | '.join(cells)} |")
+    return '\n'.join(lines)
+
+
 def write_summary(work_dir: str, summary: dict) -> Dict[str, str]:
     """Write ``results.json``, ``results.md``, ``miou_per_step.png`` and the per-class IoU
     heatmap ``per_class_iou.png`` into ``work_dir``."""

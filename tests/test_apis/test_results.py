@@ -3,7 +3,7 @@ import math
 
 import pytest
 
-from mmincseg.apis.results import comparison_table, mean_std, step_entry
+from mmincseg.apis.results import comparison_table, mean_std, per_class_table, step_entry
 
 
 def _record(val_miou, test_miou=None):
@@ -85,3 +85,23 @@ def test_base_novel_columns_of_any_dataset():
     assert base_novel_columns('20-0') == ('1-20', '-')
     assert base_novel_columns('100-10', 151) == ('1-100', '101-150')
     assert base_novel_columns('50-50', 151) == ('1-50', '51-150')
+
+
+def test_per_class_table_lines_classes_up_by_name_across_orders():
+    # two orders of the same three classes: the runs list them in another channel order, the
+    # table matches them by name and averages the runs of one name
+    def run(name, ious):
+        last = dict(step=1, per_class=dict(ious), mIoU=0.0)
+        return dict(name=name, method='mib', task='2-1', steps=[last])
+
+    identity = run('MiB', [('background', 90.0), ('cat', 40.0), ('dog', 20.0), ('cow', 10.0)])
+    permuted = run('MiB', [('background', 80.0), ('cow', 30.0), ('cat', 60.0)])  # no dog IoU
+    ft = run('FT', [('background', 70.0), ('cat', 1.0), ('dog', 2.0), ('cow', 3.0)])
+    lines = per_class_table([identity, permuted, ft]).splitlines()
+    assert lines[0].split('|')[2:4] == [' MiB ', ' FT ']
+    rows = {line.split('|')[1].strip(): [c.strip() for c in line.split('|')[2:4]]
+            for line in lines[2:]}
+    assert [line.split('|')[1].strip() for line in lines[2:]] == ['background', 'cat', 'dog', 'cow']
+    assert rows['cat'] == ['50.00 +- 10.00', '1.00']
+    assert rows['cow'] == ['20.00 +- 10.00', '3.00']
+    assert rows['dog'] == ['20.00', '2.00']  # only the run that has it
