@@ -1,6 +1,7 @@
 """What the benchmark measures: its settings, the model and method names, the models built from
 the project's configs (randomly initialised, no download) and the training batch."""
 import copy
+import functools
 import os.path as osp
 from dataclasses import dataclass, replace
 from typing import Dict, List, Optional, Tuple
@@ -207,6 +208,21 @@ def train_config(method: str) -> Config:
     return cfg
 
 
+@functools.lru_cache(maxsize=None)
+def _resolved_train_config(method: str, model: Optional[str]) -> Config:
+    from mmincseg.apis.config import resolve_incremental_config
+    cfg = train_config(method)
+    if model is not None:
+        cfg.model = model_file_config(model).model
+    return resolve_incremental_config(cfg)
+
+
+def resolved_train_config(method: str, model: Optional[str] = None) -> Config:
+    """:func:`train_config` resolved (``model``: a ``MODEL_CONFIGS`` key replacing its model
+    first); resolved once per pair, a copy returned each call."""
+    return copy.deepcopy(_resolved_train_config(method, model))
+
+
 def build_train_models(method: str, device: torch.device,
                        model: Optional[str] = None) -> nn.Module:
     """The student of the toy 15-5 step-1 config of ``method``, with its step-0 teacher set.
@@ -226,14 +242,9 @@ def build_train_models(method: str, device: torch.device,
     """
     from mmseg.registry import MODELS
 
-    from mmincseg.apis.config import resolve_incremental_config
     from mmincseg.engine.hooks import to_channels_last
     channels_last = method.endswith(CHANNELS_LAST)
-    method = base_name(method)
-    cfg = train_config(method)
-    if model is not None:
-        cfg.model = model_file_config(model).model
-    cfg = resolve_incremental_config(cfg)
+    cfg = resolved_train_config(base_name(method), model)
     _strip_pretrained(cfg.model)
     student = MODELS.build(copy.deepcopy(cfg.model))
     teacher_cfg = copy.deepcopy(cfg.model)
@@ -269,16 +280,15 @@ def attach_method_state(name: str, student: nn.Module,
     Returns:
         ParameterImportanceHook | None: The attached hook (None for other methods).
     """
-    from mmincseg.apis.config import resolve_incremental_config
     from mmincseg.engine.hooks import ParameterImportanceHook
+    from mmincseg.engine.hooks.parameter_importance_hook import trainable_parameters
     from mmincseg.models.losses.parameter_regularizer import ACCUMULATORS
-    cfg = resolve_incremental_config(train_config(base_name(name)))
+    cfg = resolved_train_config(base_name(name))
     for hook_cfg in cfg.get('custom_hooks', []):
         if hook_cfg['type'] != 'ParameterImportanceHook':
             continue
         kwargs = {k: v for k, v in hook_cfg.items() if k not in ('type', 'prev_checkpoint')}
-        params = {n: p.detach().clone() for n, p in student.named_parameters()
-                  if p.requires_grad}
+        params = {n: p.detach().clone() for n, p in trainable_parameters(student).items()}
         gen = torch.Generator().manual_seed(0)
         grads = {n: torch.randn(p.shape, generator=gen).to(p) for n, p in params.items()}
         moved = {n: p - 0.01 * grads[n] for n, p in params.items()}  # one SGD step of "step 0"

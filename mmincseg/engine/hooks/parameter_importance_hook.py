@@ -43,6 +43,12 @@ def to_cpu(obj: Any, memo: Optional[Dict[int, Tensor]] = None) -> Any:
     return obj
 
 
+def trainable_parameters(model: nn.Module) -> Dict[str, nn.Parameter]:
+    """``model``'s parameters that train (``requires_grad``), by name: what the importance
+    accumulators, the penalty and the previous step's importance are keyed by."""
+    return {n: p for n, p in model.named_parameters() if p.requires_grad}
+
+
 def previous_importance(prev_checkpoint: str, method: str,
                         params: Mapping[str, Tensor]) -> tuple:
     """The previous step's importance and weights of the parameters it penalises.
@@ -188,9 +194,8 @@ class ParameterImportanceHook(Hook):
                             f'got {type(optim_wrapper).__name__}')
         previous = reference = source = None
         if self.prev_checkpoint is not None:
-            params = {n: p for n, p in model.named_parameters() if p.requires_grad}
-            source, previous, reference = previous_importance(self.prev_checkpoint,
-                                                              self.method, params)
+            source, previous, reference = previous_importance(
+                self.prev_checkpoint, self.method, trainable_parameters(model))
         self.attach(model, optim_wrapper.optimizer, previous, reference,
                     resumed=runner.iter > 0, source=source, logger=runner.logger)
 
@@ -215,7 +220,7 @@ class ParameterImportanceHook(Hook):
             source (str, optional): Where ``previous`` comes from (for the log).
             logger (optional): Logger of the summary line. Defaults to None (no log).
         """
-        self._params = {n: p for n, p in model.named_parameters() if p.requires_grad}
+        self._params = trainable_parameters(model)
         device = next(iter(self._params.values())).device
         reference = {n: t.to(device, torch.float32) for n, t in (reference or {}).items()}
         self.accumulator = ACCUMULATORS[self.method](
