@@ -43,8 +43,9 @@ fi
 # Table 2's methods: SHARED ones start from the one step-0 model (plain CE at step 0); OWN ones
 # train their own step 0 (LwF-MC: sigmoid loss; EWC/PI/RW: importances kept in its checkpoints),
 # reused by their 15-1 run.
+# (T2_OWN="ewc pi rw" bash tools/toy_tables.sh table2-own trains only those.)
 T2_SHARED="ft mib lwf ilt plop"
-T2_OWN="lwf_mc ewc pi rw"
+T2_OWN=${T2_OWN:-"lwf_mc ewc pi rw"}
 table2_rows() {  # table2_rows <split> <joint run>: the markdown + plot of every method
   local runs=() names=()
   for m in $T2_SHARED $T2_OWN; do runs+=("$W/${m}_$1"); names+=("$m"); done
@@ -71,14 +72,20 @@ fi
 if [ "$WHAT" = table2 ] || [ "$WHAT" = table2-own ] || [ "$WHAT" = all ]; then
   own() {  # own <method>...: 15-5 with its own step 0, then 15-1 from that step 0
     for m in "$@"; do
+      # step 0 on the toy schedule (30 epochs, as the shared one), then step 1 with STEP_OPTS
+      run configs/$m/bisenet_r18_toyvoc_15-5_step0.py --work-dir "$W/${m}_15-5" --steps 0
       run configs/$m/bisenet_r18_toyvoc_15-5_step0.py --work-dir "$W/${m}_15-5" --cfg-options $STEP_OPTS
       run configs/$m/bisenet_r18_toyvoc_15-1_step0.py --work-dir "$W/${m}_15-1" \
         --step0 "$W/${m}_15-5/step0" --cfg-options $STEP_OPTS
     done
   }
-  set -- $T2_OWN
-  ( own "$1" "$2" ) > "$W/chain_own_a.log" 2>&1 &
-  ( own "$3" "$4" ) > "$W/chain_own_b.log" 2>&1 &
+  # two chains, one per core: the 1st, 3rd, ... methods and the 2nd, 4th, ...
+  chain_a=(); chain_b=(); i=0
+  for m in $T2_OWN; do
+    if [ $((i % 2)) = 0 ]; then chain_a+=("$m"); else chain_b+=("$m"); fi; i=$((i + 1))
+  done
+  ( own "${chain_a[@]}" ) > "$W/chain_own_a.log" 2>&1 &
+  [ ${#chain_b[@]} = 0 ] || ( own "${chain_b[@]}" ) > "$W/chain_own_b.log" 2>&1 &
   wait
 fi
 if [ "$WHAT" = table2 ] || [ "$WHAT" = all ]; then
