@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Reproduces the toy-data tables of docs/results.md (seed's Tables 1 and 2 on the synthetic VOC).
-# Usage: bash tools/toy_tables.sh [table1|table2|table10-1|table3|kd|orders|ade|all]
+# Usage: bash tools/toy_tables.sh [table1|table2|table10-1|table3|kd|orders|ade|negatives|all]
 #   (CPU; hours on 2 cores)
 # (table2 = table2-shared + table2-own + its tables; finished runs are skipped when re-run)
 # Two chains run in parallel with one thread each (2 cores); logs go to work_dirs/toy/*.log.
@@ -224,6 +224,20 @@ if [ "$WHAT" = table3 ] || [ "$WHAT" = all ]; then
     $PY tools/summarize_results.py $W/{ft_seam,ft,mib_seam,mib}_$split $W/joint_seam $W/joint_15-5 \
       --names FT-S FT MiB-S MiB Joint-S Joint --md "$W/table3_$split.md" --png "$W/table3_$split.png"
   done
+fi
+
+if [ "$WHAT" = negatives ] || [ "$WHAT" = all ]; then
+  # One-class steps (15-1) of MiB-S without and with negatives for each step's SEAM (the
+  # previous model's confident old-class pixels, incremental.seam.negatives), on table2's step 0.
+  [ -f "$W/base/step0/step_result.json" ] || \
+    run configs/ft/bisenet_r18_toyvoc_15-5_step0.py --work-dir "$W/base" --steps 0 > "$W/base.log" 2>&1
+  for m in mib_seam mib_seam_neg; do
+    run configs/$m/bisenet_r18_toyvoc_15-1_step0.py --work-dir "$W/${m}_15-1" \
+      --step0 "$W/base/step0" --cfg-options $STEP_OPTS > "$W/${m}_15-1.log" 2>&1 &
+  done
+  wait
+  $PY tools/summarize_results.py $W/mib_seam_15-1 $W/mib_seam_neg_15-1 \
+    --names "MiB-S" "MiB-S + negatives" --md "$W/negatives_15-1.md"
 fi
 
 if [ "$WHAT" = table1 ] || [ "$WHAT" = all ]; then

@@ -17,8 +17,14 @@ CROSS_ENTROPY_TYPES = ('CrossEntropyLoss', 'mmseg.CrossEntropyLoss')
 INCREMENTAL_KEYS = {
     'task', 'step', 'setting', 'method', 'labels', 'order', 'prev_checkpoint', 'lr_factor',
     'work_root',
-    'pseudo_label_dir', 'seam', *OVERRIDABLE
+    'pseudo_label_dir', 'seam', 'negative_label_dir', *OVERRIDABLE
 }
+#: ``incremental.seam.negatives`` keys and defaults (:func:`seam_negatives`): the previous
+#: model's confidence that makes a pixel a negative, and the weight of the SEAM's negative loss.
+#: The threshold is an a-priori value (the PLOP-style "confident" 0.9), not tuned.
+NEGATIVES_DEFAULTS = dict(threshold=0.9, weight=1.0)
+#: Folder of a weak step holding the previous model's confident old-class maps of its images.
+OLD_MODEL_LABELS = 'old_model_labels'
 EXAMPLE = ("incremental = dict(task='15-5', step=1, setting='overlap', method='mib', "
            "labels='gt')")
 
@@ -196,10 +202,10 @@ def seam_of_step(inc: dict, source: str, step: int) -> Tuple[str, dict]:
     seam = inc.get('seam')
     if not isinstance(seam, dict) or not seam.get('config'):
         raise missing_seam_config(source)
-    unknown = set(seam) - {'config', 'cfg_options'}
+    unknown = set(seam) - {'config', 'cfg_options', 'negatives'}
     if unknown:
         raise ValueError(f'{source}: unknown incremental.seam keys {sorted(unknown)}; valid: '
-                         "['cfg_options', 'config']")
+                         "['cfg_options', 'config', 'negatives']")
     seam_config = resolve_config_path(str(seam['config']).replace('{step}', str(step)), source)
     data_task, data_step = data_task_step(dict(inc, step=step))
     options = dict(seam.get('cfg_options') or {})
@@ -217,7 +223,49 @@ def seam_training_options(inc: dict, source: str, step: int, root: str) -> Tuple
     seam_config, options = seam_of_step(inc, source, step)
     options['incremental.work_root'] = root
     options.setdefault('train_cfg.val_begin', SKIP_VALIDATION)
+    negatives = seam_negatives(inc, source, step, root)
+    if negatives is not None:
+        options['model.loss_negative_weight'] = negatives['weight']
+        options['incremental.negative_label_dir'] = negatives['label_dir']
     return seam_config, options
+
+
+def seam_negatives(inc: dict, source: str, step: int, root: str) -> Optional[dict]:
+    """Negatives for the SEAM of a weak step (``incremental.seam.negatives``), or None.
+
+    ``negatives=dict(threshold=0.9, weight=1.0)`` (``NEGATIVES_DEFAULTS``; ``{}`` takes both):
+    before the SEAM trains, the previous step's model labels the step's images, keeping the
+    pixels it gives an old class with probability >= ``threshold`` (the rest 255), into
+    ``<run>/step<t>/old_model_labels``; the SEAM then scores those regions as images without its
+    classes (``SEAMNet.loss_negative_weight = weight``). In a one-class step every image holds
+    the new class, so these regions are the classifier's only negatives.
+
+    Returns:
+        dict | None: ``threshold``, ``weight`` and ``label_dir``; None when not set.
+
+    Raises:
+        ValueError: unknown keys or values out of range, or a step without a previous model
+            (step 0, joint), naming ``source``.
+    """
+    negatives = (inc.get('seam') or {}).get('negatives')
+    if negatives is None:
+        return None
+    if not isinstance(negatives, dict):
+        raise ValueError(f'{source}: incremental.seam.negatives must be a dict such as '
+                         f'{NEGATIVES_DEFAULTS}, got {negatives!r}')
+    unknown = set(negatives) - set(NEGATIVES_DEFAULTS)
+    if unknown:
+        raise ValueError(f'{source}: unknown incremental.seam.negatives keys {sorted(unknown)}; '
+                         f'valid: {sorted(NEGATIVES_DEFAULTS)}')
+    out = {**NEGATIVES_DEFAULTS, **negatives}
+    if not 0 < float(out['threshold']) <= 1 or float(out['weight']) < 0:
+        raise ValueError(f'{source}: incremental.seam.negatives needs 0 < threshold <= 1 and '
+                         f'weight >= 0, got {dict(negatives)}')
+    if METHODS[inc['method']].all_classes_at_once or step == 0:
+        raise ValueError(f'{source}: incremental.seam.negatives come from the previous step\'s '
+                         f"model; method '{inc['method']}' step {step} has none (remove it)")
+    return dict(threshold=float(out['threshold']), weight=float(out['weight']),
+                label_dir=osp.join(step_dir(root, step), OLD_MODEL_LABELS))
 
 
 LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
@@ -463,6 +511,8 @@ def resolve_step(cfg: Config) -> Tuple[Config, Dict[str, Any]]:
                  seam_config=seam_config, seam_cfg_options=seam_options,
                  seam_dir=seam_dir(root, inc['step']) if pseudo else None,
                  pseudo_label_dir=inc['pseudo_label_dir'] if pseudo else None,
+                 seam_negatives=seam_negatives(inc, source, inc['step'], root)
+                 if pseudo and inc.get('seam') is not None else None,
                  method_settings=method, trains='segmentor')
     return _finish(cfg, inc), facts
 
@@ -505,6 +555,8 @@ def _resolve_seam_config(cfg: Config, inc: dict) -> Tuple[Config, Dict[str, Any]
     for ds in _dataset_cfgs(cfg):
         ds.update(task=data_task, step=data_step, setting=inc['setting'])
     _set_metric(cfg, data_task, data_step)
+    if inc.get('negative_label_dir'):  # the previous model's confident old classes as gt_sem_seg
+        _add_negative_labels(cfg, inc['negative_label_dir'], split)
     root = inc.get('work_root') or work_root(cfg)
     inc['work_root'] = root
     cfg.work_dir = seam_dir(root, inc['step'])
@@ -520,6 +572,23 @@ def _resolve_seam_config(cfg: Config, inc: dict) -> Tuple[Config, Dict[str, Any]
                  seam_config=None, seam_cfg_options=None, seam_dir=cfg.work_dir,
                  pseudo_label_dir=None, method_settings={}, trains='seam')
     return _finish(cfg, inc), facts
+
+
+def _add_negative_labels(cfg: Config, label_dir: str, split: tasks.Split) -> None:
+    """SEAM training with negatives: load the step's old-model maps right after the image, so
+    the crops and flips move them with it (``SEAMNet.negative_pixels`` reads them)."""
+    ds = inner_dataset(cfg, 'train_dataloader')
+    foreground = sorted({c for s in split.steps for c in s} - {0})
+    out = []
+    for t in copy.deepcopy(list(ds.pipeline)):
+        out.append(t)
+        if t.get('type') == 'LoadImageFromFile':
+            out.append(dict(type='LoadPseudoLabel', pseudo_label_dir=label_dir,
+                            classes=foreground))
+    if len(out) == len(ds.pipeline):
+        raise ValueError(f'{cfg.filename}: incremental.seam.negatives needs a LoadImageFromFile '
+                         'in the SEAM training pipeline to load the old-model maps after it')
+    ds.pipeline = out
 
 
 def _set_metric(cfg: Config, task: str, step: int, num_classes: int = tasks.NUM_VOC_CLASSES,

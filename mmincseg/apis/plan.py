@@ -53,6 +53,8 @@ class StepPlan:
         class_names (list[str]): The dataset's class names by label value (background first).
         channels (list[int]): The class id of each output channel of the split's last model
             (background 0, then the classes in the order they are learned).
+        seam_negatives (dict | None): ``threshold``, ``weight`` and ``label_dir`` of the SEAM's
+            negatives from the previous model (``incremental.seam.negatives``); None without.
     """
 
     config: str
@@ -80,6 +82,7 @@ class StepPlan:
     trains: str = 'segmentor'
     class_names: List[str] = dataclasses.field(default_factory=list)
     channels: List[int] = dataclasses.field(default_factory=list)
+    seam_negatives: Optional[Dict[str, Any]] = None
 
     def to_dict(self) -> Dict[str, Any]:
         """The plan as plain data (a deep copy; JSON-serialisable)."""
@@ -118,6 +121,10 @@ class StepPlan:
             seam = self.seam_config or '(none: incremental.seam is missing)'
             lines.append(f'  pseudo      SEAM {seam} trains in {self.seam_dir}')
             lines.append(f'              pseudo-labels in {self.pseudo_label_dir}')
+            if self.seam_negatives is not None:
+                neg = self.seam_negatives
+                lines.append(f"              negatives: previous model's old classes at p >= "
+                             f"{neg['threshold']} (weight {neg['weight']}) in {neg['label_dir']}")
         return '\n'.join(lines)
 
     __str__ = describe

@@ -12,6 +12,8 @@ end.
 Layout of a weak run ``W``: ``W/step<t>/seam/`` (SEAM training), ``W/step<t>/pseudo_labels/``
 (``<image name>.png``), ``W/step<t>/pseudo_label_metrics.json`` (pseudo-label mIoU against the
 true masks, for reporting only; nothing trains on it), then the segmentation step in ``W/step<t>``.
+With ``incremental.seam.negatives`` also ``W/step<t>/old_model_labels/`` (the previous model's
+confident old classes, the SEAM's negatives) and its ``old_model_labels_metrics.json``.
 """
 import copy
 import json
@@ -22,7 +24,7 @@ from typing import List, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 import torch.nn.functional as F
-from mmengine.config import Config
+from mmengine.config import Config, ConfigDict
 from mmengine.logging import print_log
 from PIL import Image
 
@@ -299,6 +301,89 @@ def seam_config_of(config: str, cfg: Config, step: int) -> Tuple[str, dict]:
     return seam_of_step(inc, config, step)
 
 
+def make_old_model_labels(plan: StepPlan, seam_cfg: Config, progress: bool = True,
+                          device: Optional[str] = None) -> dict:
+    """The previous step's confident old-class pixels of a weak step's images (the SEAM's
+    negatives, ``incremental.seam.negatives``).
+
+    The step-(t-1) model (``plan.teacher_model`` loaded from ``plan.prev_checkpoint``) labels
+    every training image of the SEAM config at its original size; a pixel keeps the old class it
+    is given when its probability is at least ``plan.seam_negatives['threshold']`` and the class
+    is not background (the old model calls the new objects background), else 255. One palette
+    PNG per image in ``plan.seam_negatives['label_dir']`` (existing files kept), and
+    ``<step_dir>/old_model_labels_metrics.json``: the share of pixels labelled (``coverage``)
+    and the share of those that are no new-class object in the true mask (``precision``;
+    reporting only, nothing trains on it).
+
+    Args:
+        plan (StepPlan): The weak step's plan, with ``seam_negatives``.
+        seam_cfg (Config): Its resolved SEAM config (the images).
+        progress (bool): Show a progress bar. Default: True.
+        device (str, optional): Torch device; default CUDA when available.
+
+    Returns:
+        dict: ``label_dir``, ``num_images``, ``written``, ``skipped``, ``coverage``,
+        ``precision`` and ``metrics_file``.
+    """
+    from mmengine.dataset import pseudo_collate
+
+    from ..engine.hooks.incremental_step_hook import build_teacher, find_last_checkpoint
+    negatives = plan.seam_negatives
+    if negatives is None or plan.teacher_model is None or plan.prev_checkpoint is None:
+        raise ValueError(f'{plan.config}: step {plan.step} has no previous-step model to take '
+                         'negatives from (incremental.seam.negatives)')
+    device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
+    teacher = build_teacher(ConfigDict(plan.teacher_model),  # mmseg reads test_cfg.mode
+                            find_last_checkpoint(plan.prev_checkpoint)).to(device).eval()
+    dataset = build_step_train_images(seam_cfg)
+    out_dir = negatives['label_dir']
+    os.makedirs(out_dir, exist_ok=True)
+    new = np.zeros(256, dtype=bool)
+    new[plan.new_classes] = True
+    channels = torch.tensor(plan.channels[:len(plan.old_classes)], device=device)
+    written = skipped = labelled = correct = pixels = 0
+    bar = None
+    if progress:
+        from mmengine.utils import ProgressBar
+        bar = ProgressBar(len(dataset))
+    for index in range(len(dataset)):
+        info = dataset.get_data_info(index)
+        name = osp.splitext(osp.basename(info['img_path']))[0]
+        path = osp.join(out_dir, f'{name}.png')
+        if osp.isfile(path):
+            label = read_label_png(path)
+            skipped += 1
+        else:
+            with torch.no_grad():
+                sample = teacher.test_step(pseudo_collate([dataset.prepare_data(index)]))[0]
+            prob = sample.seg_logits.data.softmax(dim=0)
+            conf, channel = prob.max(dim=0)
+            keep = (conf >= negatives['threshold']) & (channel > 0)
+            label = torch.where(keep, channels[channel], torch.full_like(channel, 255))
+            label = label.cpu().numpy().astype(np.uint8)
+            write_label_png(path, label)
+            written += 1
+        gt = true_mask(info)
+        negative = (label != 0) & (label != tasks.IGNORE_INDEX)
+        labelled += int(negative.sum())
+        correct += int((negative & ~new[gt]).sum())
+        pixels += label.size
+        if bar is not None:
+            bar.update()
+    if bar is not None:
+        print()
+    metrics = dict(label_dir=out_dir, num_images=len(dataset), written=written, skipped=skipped,
+                   threshold=negatives['threshold'],
+                   coverage=round(labelled / pixels, 4) if pixels else None,
+                   precision=round(correct / labelled, 4) if labelled else None)
+    metrics_file = osp.join(plan.step_dir, f'{osp.basename(out_dir.rstrip("/"))}_metrics.json')
+    with atomic_write(metrics_file) as f:
+        json.dump(metrics, f, indent=2)
+    print_log(f"step {plan.step}: previous model's old classes on {metrics['coverage']} of the "
+              f"pixels (precision {metrics['precision']}) -> {out_dir}", logger='current')
+    return dict(metrics, metrics_file=metrics_file)
+
+
 def make_step_pseudo_labels(plan: StepPlan,
                             data_root: Optional[str] = None,
                             evaluate: bool = True) -> Optional[dict]:
@@ -333,6 +418,8 @@ def make_step_pseudo_labels(plan: StepPlan,
                          f'SEAM config training into {plan.seam_dir} (model.type '
                          f"{seam_cfg.model.get('type')!r}, work_dir {seam_plan.work_dir}); use one "
                          'of configs/seam/')
+    if plan.seam_negatives is not None:
+        make_old_model_labels(plan, seam_cfg)
     if step_is_finished(plan.seam_dir):
         print_log(f'step {plan.step}: SEAM finished earlier ({plan.seam_dir}), not retrained',
                   logger='current')

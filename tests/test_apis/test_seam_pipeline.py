@@ -115,6 +115,38 @@ def test_weak_config_inserts_pseudo_labels_after_annotations(tmp_path):
                          step=1)[0].needs_pseudo_labels
 
 
+NEG_CONFIG = 'configs/mib_seam_neg/bisenet_r18_toyvoc_15-1_step0.py'
+
+
+def test_negatives_load_old_model_labels_into_the_seam_training(tmp_path):
+    """``incremental.seam.negatives``: the plan names the old-model label folder, the SEAM trains
+    with the negative loss and loads those maps right after the image (so crops move them)."""
+    run = str(tmp_path)
+    plan, _ = plan_step(NEG_CONFIG, run, step=2)
+    assert plan.seam_negatives == dict(threshold=0.9, weight=1.0,
+                                       label_dir=osp.join(run, 'step2', 'old_model_labels'))
+    assert 'negatives' in plan.describe()
+    seam_plan, seam_cfg = plan_step(plan.seam_config, run, cfg_options=plan.seam_cfg_options)
+    assert seam_cfg.model.loss_negative_weight == 1.0 and seam_cfg.model.class_ids == [0, 17]
+    types = [t['type'] for t in seam_cfg.train_dataloader.dataset.pipeline]
+    assert types[types.index('LoadImageFromFile') + 1] == 'LoadPseudoLabel'
+    loader = seam_cfg.train_dataloader.dataset.pipeline[types.index('LoadPseudoLabel')]
+    assert loader['pseudo_label_dir'] == plan.seam_negatives['label_dir']
+    assert 'LoadPseudoLabel' not in str(seam_cfg.val_dataloader.dataset.pipeline)
+    # without negatives nothing changes
+    plain = plan_step('configs/mib_seam/bisenet_r18_toyvoc_15-1_step0.py', run, step=2)[0]
+    assert plain.seam_negatives is None and 'model.loss_negative_weight' not in \
+        plain.seam_cfg_options
+    for options, match in [({'incremental.seam.negatives.thresh': 0.5}, 'unknown'),
+                           ({'incremental.seam.negatives.threshold': 0.0}, 'threshold'),
+                           ({'incremental.seam.negatives': 0.9}, 'must be a dict')]:
+        with pytest.raises(ValueError, match=match):
+            plan_step(NEG_CONFIG, run, cfg_options=options, step=1)
+    with pytest.raises(ValueError, match='previous step'):
+        plan_step('configs/joint_seam/bisenet_r18_toyvoc_15-5.py', run,
+                  cfg_options={'incremental.seam.negatives': {}})
+
+
 # -------------------------------------------------------------------------- pseudo-labels
 def test_make_pseudo_labels_writes_skips_forces_and_evaluates(toy_voc, seam_checkpoint, tmp_path):
     out_dir = tmp_path / 'step1' / 'pseudo_labels'
@@ -280,3 +312,29 @@ def test_make_pseudo_labels_of_a_weak_step_from_its_plan(toy_voc, seam_checkpoin
         pseudo_labels_of_step(WEAK_CONFIG, run, toy_voc, {'incremental.step': 0})
     with pytest.raises(ValueError, match='is a SEAM config: give its checkpoint'):
         pseudo_labels_of_step(SEAM_CONFIG, run, toy_voc, STEP1)
+
+
+@pytest.mark.slow
+def test_weak_run_with_negatives_end_to_end(toy_voc, tmp_path):
+    """Step 0 -> the old model labels the step's images -> SEAM with the negative loss ->
+    pseudo-labels -> MiB step 1, by ``run_incremental`` alone."""
+    work = str(tmp_path / 'run')
+    seam_options = dict(TINY_SEAM, **{'train_cfg.max_epochs': 1})
+    options = dict(NO_WORKERS, **{'train_cfg.max_epochs': 1,
+                                  'incremental.seam.cfg_options': seam_options,
+                                  'incremental.seam.negatives.threshold': 0.05})
+    summary = run_incremental(WEAK_CONFIG, work, data_root=toy_voc, cfg_options=options,
+                              steps=[0, 1])
+    assert [s['step'] for s in summary['steps']] == [0, 1]
+    step1 = osp.join(work, 'step1')
+    names = sorted(os.listdir(osp.join(step1, 'old_model_labels')))
+    assert names and names == sorted(os.listdir(osp.join(step1, 'pseudo_labels')))
+    values = set()
+    for name in names:
+        values |= set(np.unique(np.asarray(Image.open(osp.join(step1, 'old_model_labels', name)))))
+    assert values <= set(range(1, 16)) | {IGNORE_INDEX}  # old classes or unknown, never 0
+    with open(osp.join(step1, 'old_model_labels_metrics.json')) as f:
+        metrics = json.load(f)
+    assert metrics['num_images'] == len(names) and 0 <= metrics['coverage'] <= 1
+    dumped = Config.fromfile(osp.join(step1, 'seam', osp.basename('seam_r18_toyvoc_15-5.py')))
+    assert dumped.model.loss_negative_weight == 1.0

@@ -14,6 +14,9 @@ affine-transformed copy ``A(I)`` with three terms, all weighted 1 by default:
 * the adaptive min-pooling term on the PCM output (:func:`adaptive_min_pool_loss`), which SEAM adds
   to its classification loss.
 
+Beyond SEAM, :func:`negative_region_loss` scores the regions known to hold none of the step's
+classes as negative images (one-class steps, whose images all hold the new class).
+
 The helpers :func:`max_norm`, :func:`min_max_norm`, :func:`mask_cams` and
 :func:`background_from_foreground` prepare the maps the way the model feeds them to the
 regularisers. Channel 0 is always background.
@@ -148,6 +151,37 @@ def cam_cls_loss(cams: Tensor, labels: Tensor) -> Tensor:
                          f'{tuple(cams.shape)}; expected (N, K) = {tuple(cams.shape[:2])}')
     scores = cams.mean(dim=(2, 3))
     return F.multilabel_soft_margin_loss(scores, labels.to(scores.dtype))
+
+
+def negative_region_loss(cams: Tensor, negative: Tensor) -> Tensor:
+    """Classification loss of the regions known to hold none of the CAM's classes.
+
+    Each image's negative region (e.g. the pixels the previous step's model confidently gives an
+    old class) is pooled like an image of its own: the CAMs averaged over it, and each class's
+    score pushed towards "absent" with the soft-margin loss of :func:`cam_cls_loss` for label 0
+    (``softplus(score) = -log(1 - sigmoid(score))``). This gives a step whose images all hold
+    its new class (a one-class step) negatives for its classifier.
+
+    Args:
+        cams (Tensor): Foreground CAMs, has a shape (N, K, h, w).
+        negative (Tensor): Negative pixels (bool or {0, 1}), has a shape (N, H, W) at any
+            resolution; a CAM cell is negative when at least half of its area is.
+
+    Returns:
+        Tensor: Scalar loss, the mean over the images with a negative region and the classes;
+        zero (still part of the graph) when no image has one.
+    """
+    if negative.dim() != 3 or negative.shape[0] != cams.shape[0]:
+        raise ValueError(f'negative of shape {tuple(negative.shape)} does not match cams of '
+                         f'shape {tuple(cams.shape)}; expected (N, H, W) with N = {cams.shape[0]}')
+    area = F.adaptive_avg_pool2d(negative[:, None].to(cams.dtype), cams.shape[-2:])
+    mask = (area >= 0.5).to(cams.dtype)  # (N, 1, h, w)
+    count = mask.sum(dim=(2, 3))  # (N, 1)
+    has = count[:, 0] > 0
+    if not bool(has.any()):
+        return cams.sum() * 0
+    scores = (cams * mask).sum(dim=(2, 3)) / count.clamp(min=1)
+    return F.softplus(scores[has]).mean()
 
 
 def equivariant_reg_loss(transformed_cam: Tensor, cam_of_transformed: Tensor) -> Tensor:

@@ -12,11 +12,13 @@ from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 from torch import Tensor
 
+from ...tasks import IGNORE_INDEX
 from ..utils.pretrained import init_weights_checked
 from .equivariance import EquivariantTransform
 from .inference import cams_to_pseudo_label, infer_cams
 from .losses import (CAM_NORMS, adaptive_min_pool_loss, background_from_foreground, cam_cls_loss,
-                     equivariant_cross_reg_loss, equivariant_reg_loss, mask_cams, max_onehot)
+                     equivariant_cross_reg_loss, equivariant_reg_loss, mask_cams, max_onehot,
+                     negative_region_loss)
 from .pcm import PixelCorrelationModule
 
 DEFAULT_DATA_PREPROCESSOR = dict(
@@ -94,6 +96,11 @@ class SEAMNet(BaseModel):
             logged as ``loss_min_pool``). Default: 1.0 (SEAM adds it to its cls loss); 0 drops
             it.
         min_pool_ratio (float): Fraction of pixels it pools. Default: 0.25 (SEAM).
+        loss_negative_weight (float): Weight of :func:`~.losses.negative_region_loss` on the
+            pixels of ``gt_sem_seg`` that hold an id other than background 0 and ignore 255
+            (the previous step's confident old classes, loaded by the resolver when
+            ``incremental.seam.negatives`` is set; logged as ``loss_negative``). Default: 0.0
+            (off; SEAM has no such term), and then no mask is read.
         test_cfg (dict, optional): Pseudo-label inference: ``scales``, ``flip``, ``bg_alpha``,
             ``ignore_below``, ``max_foreground``, ``adaptive_alpha``, ``use_pcm``, ``norm``
             (``'min_max'`` as SEAM or ``'max'``; defaults in ``DEFAULT_TEST_CFG``; see
@@ -128,6 +135,7 @@ class SEAMNet(BaseModel):
                  ecr_max_onehot: bool = True,
                  loss_min_pool_weight: float = 1.0,
                  min_pool_ratio: float = 0.25,
+                 loss_negative_weight: float = 0.0,
                  test_cfg: Optional[dict] = None,
                  data_preprocessor: Optional[Union[dict, nn.Module]] = None,
                  init_cfg: Optional[Union[dict, List[dict]]] = None,
@@ -175,6 +183,10 @@ class SEAMNet(BaseModel):
         self.ecr_max_onehot = ecr_max_onehot
         self.loss_min_pool_weight = loss_min_pool_weight
         self.min_pool_ratio = min_pool_ratio
+        if loss_negative_weight < 0:
+            raise ValueError(f'SEAMNet loss_negative_weight must be >= 0, got '
+                             f'{loss_negative_weight}')
+        self.loss_negative_weight = loss_negative_weight
         unknown = set(test_cfg or {}) - set(DEFAULT_TEST_CFG)
         if unknown:
             raise ValueError(f'SEAMNet test_cfg has unknown keys {sorted(unknown)}; valid keys: '
@@ -333,6 +345,13 @@ class SEAMNet(BaseModel):
         loss_cls = (cam_cls_loss(cam[:, 1:], fg_labels) + cam_cls_loss(cam_t[:, 1:], fg_labels)) / 2
 
         losses = {}
+        if self.loss_negative_weight:
+            negative = self.negative_pixels(data_samples, inputs.shape[-2:]).to(inputs.device)
+            # the same region in the transformed image (a fraction per pixel: the loss pools it)
+            negative_t = self.transform.apply_to_image(negative[:, None].float())[:, 0]
+            loss_negative = (negative_region_loss(cam[:, 1:], negative) +
+                             negative_region_loss(cam_t[:, 1:], negative_t)) / 2
+            losses['loss_negative'] = self.loss_negative_weight * loss_negative
         if self.loss_min_pool_weight:
             loss_min_pool = (adaptive_min_pool_loss(mask_cams(refined, labels)[:, 1:],
                                                     self.min_pool_ratio) +
@@ -357,6 +376,35 @@ class SEAMNet(BaseModel):
             loss_er=self.loss_er_weight * loss_er,
             loss_ecr=self.loss_ecr_weight * loss_ecr)
         return losses
+
+    @staticmethod
+    def negative_pixels(data_samples: Sequence[SegDataSample],
+                        size: Tuple[int, int]) -> Tensor:
+        """The negative pixels of each sample: ``gt_sem_seg`` ids other than 0 and 255.
+
+        Args:
+            data_samples (Sequence[SegDataSample]): Each with ``gt_sem_seg`` (the previous
+                step's confident old-class map, padded with 255 like the image).
+            size (tuple[int, int]): The padded input size.
+
+        Returns:
+            Tensor: bool, has a shape (N, H, W).
+
+        Raises:
+            KeyError: a sample has no ``gt_sem_seg`` (the SEAM config loads no negatives).
+        """
+        maps = []
+        for sample in data_samples:
+            if 'gt_sem_seg' not in sample:
+                raise KeyError('SEAMNet loss_negative_weight > 0 needs the negatives map in '
+                               'data_samples[i].gt_sem_seg; set incremental.seam.negatives in the '
+                               'weak config so the resolver loads it (or set the weight to 0)')
+            seg = sample.gt_sem_seg.data[0]
+            if tuple(seg.shape) != tuple(size):
+                raise ValueError(f'negatives map of shape {tuple(seg.shape)} does not match the '
+                                 f'input size {tuple(size)}')
+            maps.append((seg != 0) & (seg != IGNORE_INDEX))
+        return torch.stack(maps)
 
     def ecr_target(self, cam: Tensor) -> Tensor:
         """The CAM one branch's PCM output is pulled towards by ECR.

@@ -5,7 +5,8 @@ import torch.nn.functional as F
 from mmincseg.models.seam.equivariance import EquivariantTransform
 from mmincseg.models.seam.losses import (background_from_foreground, cam_cls_loss,
                                          equivariant_cross_reg_loss, equivariant_reg_loss,
-                                         mask_cams, max_norm, topk_l1_loss)
+                                         mask_cams, max_norm, negative_region_loss,
+                                         topk_l1_loss)
 
 
 def test_max_norm():
@@ -91,3 +92,31 @@ def test_cam_cls_loss():
     assert ((grad < 0) == labels.bool()).all()
     with pytest.raises(ValueError, match='do not match'):
         cam_cls_loss(cams, labels[:, :2])
+
+
+def test_negative_region_loss_pools_the_region_as_a_negative_image():
+    cams = torch.zeros(2, 2, 4, 4, requires_grad=True)
+    with torch.no_grad():
+        cams[0, 0, :2] = 3.0   # class 0 scores 3 on image 0's top half
+        cams[0, 1] = -1.0      # class 1 scores -1 everywhere on image 0
+    negative = torch.zeros(2, 8, 8, dtype=torch.bool)
+    negative[0, :4] = True     # image 0: top half negative (at 2x the CAM resolution)
+    loss = negative_region_loss(cams, negative)
+    expected = (F.softplus(torch.tensor(3.0)) + F.softplus(torch.tensor(-1.0))) / 2
+    assert torch.allclose(loss, expected)  # image 1 has no negative region: left out
+    loss.backward()
+    assert cams.grad[0, :, :2].gt(0).all() and cams.grad[0, :, 2:].eq(0).all()
+    assert cams.grad[1].eq(0).all()
+
+
+def test_negative_region_loss_cells_half_covered_and_empty_region():
+    cams = torch.zeros(1, 1, 2, 2)
+    cams[0, 0, 0, 0], cams[0, 0, 0, 1] = 2.0, 10.0
+    negative = torch.zeros(1, 4, 4)
+    negative[0, :2, :2] = 1        # CAM cell (0, 0) fully negative
+    negative[0, 0, 2] = 1          # cell (0, 1) a quarter negative: not counted
+    assert torch.allclose(negative_region_loss(cams, negative), F.softplus(torch.tensor(2.0)))
+    empty = negative_region_loss(cams.requires_grad_(), torch.zeros(1, 4, 4))
+    assert empty.item() == 0 and empty.requires_grad
+    with pytest.raises(ValueError, match='does not match cams'):
+        negative_region_loss(cams, torch.zeros(2, 4, 4))

@@ -119,3 +119,42 @@ def test_predict_pseudo_labels():
     out = model(torch.randn(1, 3, 32, 40), mode='predict')[0]
     assert out.pred_sem_seg.data.shape == (1, 32, 40)
     assert set(out.pred_sem_seg.data.unique().tolist()) <= set(CLASS_IDS)
+
+
+def _with_negatives(data, maps):
+    from mmengine.structures import PixelData
+    for sample, seg in zip(data['data_samples'], maps):
+        sample.gt_sem_seg = PixelData(data=seg[None].long())
+    return data
+
+
+def test_negative_loss_reads_old_class_pixels_of_gt_sem_seg():
+    torch.manual_seed(0)
+    model = _model(loss_negative_weight=2.0)
+    negative = torch.full((64, 64), 255)
+    negative[:32] = 7                    # an old class on the top half of image 0
+    unknown = torch.full((64, 64), 255)  # image 1: nothing known
+    data = model.data_preprocessor(
+        _with_negatives(_batch([[16], [17]]), [negative, unknown]), training=True)
+    mask = model.negative_pixels(data['data_samples'], (64, 64))
+    assert mask[0, :32].all() and not mask[0, 32:].any() and not mask[1].any()
+    torch.manual_seed(1)
+    losses = model(**data, mode='loss')
+    assert losses['loss_negative'].item() > 0
+    model.loss_negative_weight = 1.0
+    torch.manual_seed(1)
+    assert torch.allclose(model(**data, mode='loss')['loss_negative'],
+                          losses['loss_negative'] / 2)
+    data = model.data_preprocessor(
+        _with_negatives(_batch([[16], [17]]), [unknown, unknown]), training=True)
+    assert model(**data, mode='loss')['loss_negative'].item() == 0  # no region: no loss
+
+
+def test_negative_loss_errors_and_default_off():
+    assert 'loss_negative' not in _model()(
+        **_model().data_preprocessor(_batch([[16]]), training=True), mode='loss')
+    with pytest.raises(ValueError, match='loss_negative_weight'):
+        _model(loss_negative_weight=-1.0)
+    model = _model(loss_negative_weight=1.0)
+    with pytest.raises(KeyError, match='incremental.seam.negatives'):
+        model(**model.data_preprocessor(_batch([[16]]), training=True), mode='loss')
