@@ -332,6 +332,8 @@ def make_old_model_labels(plan: StepPlan, seam_cfg: Config, progress: bool = Tru
     if negatives is None or plan.teacher_model is None or plan.prev_checkpoint is None:
         raise ValueError(f'{plan.config}: step {plan.step} has no previous-step model to take '
                          'negatives from (incremental.seam.negatives)')
+    from mmengine.registry import init_default_scope
+    init_default_scope(seam_cfg.get('default_scope', 'mmseg'))  # before any runner sets it
     device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
     teacher = build_teacher(ConfigDict(plan.teacher_model),  # mmseg reads test_cfg.mode
                             find_last_checkpoint(plan.prev_checkpoint)).to(device).eval()
