@@ -214,16 +214,17 @@ def seam_of_step(inc: dict, source: str, step: int) -> Tuple[str, dict]:
     return seam_config, options
 
 
-def seam_training_options(inc: dict, source: str, step: int, root: str) -> Tuple[str, dict]:
+def seam_training_options(inc: dict, source: str, step: int, root: str,
+                          negatives: Optional[dict] = None) -> Tuple[str, dict]:
     """The SEAM config of a weak step and every override it trains with: pinned to the step
     (:func:`seam_of_step`), trained into ``<root>/step<t>/seam`` and without its own
     end-of-training validation (``train_cfg.val_begin`` past the schedule; the pseudo-labels
     actually written are measured instead; ``incremental.seam.cfg_options=
-    {'train_cfg.val_begin': 1}`` brings it back)."""
+    {'train_cfg.val_begin': 1}`` brings it back) and, with ``negatives``
+    (:func:`seam_negatives`), the negative loss and the folder of its old-model maps."""
     seam_config, options = seam_of_step(inc, source, step)
     options['incremental.work_root'] = root
     options.setdefault('train_cfg.val_begin', SKIP_VALIDATION)
-    negatives = seam_negatives(inc, source, step, root)
     if negatives is not None:
         options['model.loss_negative_weight'] = negatives['weight']
         options['incremental.negative_label_dir'] = negatives['label_dir']
@@ -501,18 +502,19 @@ def resolve_step(cfg: Config) -> Tuple[Config, Dict[str, Any]]:
     _sync_buffers(hooks)
     cfg.custom_hooks = hooks
     pseudo = needs_pseudo_labels(inc)
-    seam_config = seam_options = None
+    seam_config = seam_options = negatives = None
     if pseudo:
         _add_pseudo_labels(cfg, inc, root, split.classes_of_step(data_step))
         if inc.get('seam') is not None:
-            seam_config, seam_options = seam_training_options(inc, source, inc['step'], root)
+            negatives = seam_negatives(inc, source, inc['step'], root)
+            seam_config, seam_options = seam_training_options(inc, source, inc['step'], root,
+                                                              negatives)
     facts = _facts(inc, root, cfg.work_dir, split, data_step, names)
     facts.update(prev_checkpoint=prev, teacher_model=teacher, needs_pseudo_labels=pseudo,
                  seam_config=seam_config, seam_cfg_options=seam_options,
                  seam_dir=seam_dir(root, inc['step']) if pseudo else None,
                  pseudo_label_dir=inc['pseudo_label_dir'] if pseudo else None,
-                 seam_negatives=seam_negatives(inc, source, inc['step'], root)
-                 if pseudo and inc.get('seam') is not None else None,
+                 seam_negatives=negatives,
                  method_settings=method, trains='segmentor')
     return _finish(cfg, inc), facts
 
@@ -577,18 +579,11 @@ def _resolve_seam_config(cfg: Config, inc: dict) -> Tuple[Config, Dict[str, Any]
 def _add_negative_labels(cfg: Config, label_dir: str, split: tasks.Split) -> None:
     """SEAM training with negatives: load the step's old-model maps right after the image, so
     the crops and flips move them with it (``SEAMNet.negative_pixels`` reads them)."""
-    ds = inner_dataset(cfg, 'train_dataloader')
     foreground = sorted({c for s in split.steps for c in s} - {0})
-    out = []
-    for t in copy.deepcopy(list(ds.pipeline)):
-        out.append(t)
-        if t.get('type') == 'LoadImageFromFile':
-            out.append(dict(type='LoadPseudoLabel', pseudo_label_dir=label_dir,
-                            classes=foreground))
-    if len(out) == len(ds.pipeline):
+    if not _insert_after(cfg, 'LoadImageFromFile', dict(
+            type='LoadPseudoLabel', pseudo_label_dir=label_dir, classes=foreground)):
         raise ValueError(f'{cfg.filename}: incremental.seam.negatives needs a LoadImageFromFile '
                          'in the SEAM training pipeline to load the old-model maps after it')
-    ds.pipeline = out
 
 
 def _set_metric(cfg: Config, task: str, step: int, num_classes: int = tasks.NUM_VOC_CLASSES,
@@ -620,14 +615,23 @@ def _add_pseudo_labels(cfg: Config, inc: dict, root: str, classes: List[int]) ->
     """Train on SEAM pseudo-labels: insert the transform after LoadAnnotations."""
     pseudo_dir = inc.get('pseudo_label_dir') or default_pseudo_label_dir(root, inc['step'])
     inc['pseudo_label_dir'] = pseudo_dir
+    _insert_after(cfg, 'LoadAnnotations',
+                  dict(type='LoadPseudoLabel', pseudo_label_dir=pseudo_dir, classes=classes))
+
+
+def _insert_after(cfg: Config, after: str, transform: dict) -> bool:
+    """Insert ``transform`` after every ``after`` transform of the training dataset's pipeline;
+    whether there was one."""
     ds = inner_dataset(cfg, 'train_dataloader')
-    pipeline = copy.deepcopy(ds.pipeline)
     out = []
-    for t in pipeline:
+    found = False
+    for t in copy.deepcopy(list(ds.pipeline)):
         out.append(t)
-        if t.get('type') == 'LoadAnnotations':
-            out.append(dict(type='LoadPseudoLabel', pseudo_label_dir=pseudo_dir, classes=classes))
+        if t.get('type') == after:
+            out.append(copy.deepcopy(transform))
+            found = True
     ds.pipeline = out
+    return found
 
 
 #: mmseg's ``PackSegInputs`` default meta keys.
