@@ -19,7 +19,7 @@ import copy
 import json
 import os
 import os.path as osp
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Callable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -170,6 +170,49 @@ def _predict(model, data: dict):
         return model.test_step(pseudo_collate([data]))[0]
 
 
+def label_step_images(dataset, out_dir: str, label_of: Callable[[dict], np.ndarray],
+                      force: bool = False, read_existing: bool = True,
+                      progress: bool = True) -> Iterator[Tuple[dict, str, Optional[np.ndarray],
+                                                               bool]]:
+    """Give every image of a step's training set a label PNG ``<out_dir>/<image name>.png``.
+
+    The one loop of the weak steps' per-image labellers (SEAM pseudo-labels, the previous
+    model's negatives): an existing file is kept unless ``force``; otherwise
+    ``label_of(dataset.prepare_data(index))`` makes the class-id map, written atomically as a
+    palette PNG.
+
+    Args:
+        dataset: The step's training images (:func:`build_step_train_images`).
+        out_dir (str): Folder of the PNGs (created).
+        label_of (callable): Packed sample -> uint8 class-id map at the image's original size.
+        force (bool): Re-make existing files. Default: False.
+        read_existing (bool): Read a kept file back (else its label is None). Default: True.
+        progress (bool): Show a progress bar. Default: True.
+
+    Yields:
+        tuple: ``(data info, PNG path, label or None, written)`` per image, in dataset order.
+    """
+    os.makedirs(out_dir, exist_ok=True)
+    bar = None
+    if progress:
+        from mmengine.utils import ProgressBar
+        bar = ProgressBar(len(dataset))
+    for index in range(len(dataset)):
+        info = dataset.get_data_info(index)
+        name = osp.splitext(osp.basename(info['img_path']))[0]
+        path = osp.join(out_dir, f'{name}.png')
+        if osp.isfile(path) and not force:
+            label, written = (read_label_png(path) if read_existing else None), False
+        else:
+            label, written = label_of(dataset.prepare_data(index)), True
+            write_label_png(path, label)
+        yield info, path, label, written
+        if bar is not None:
+            bar.update()
+    if bar is not None:
+        print()
+
+
 # --------------------------------------------------------------------------- pseudo-labels
 def make_pseudo_labels(seam_config: Union[str, Config],
                        checkpoint: str,
@@ -208,35 +251,22 @@ def make_pseudo_labels(seam_config: Union[str, Config],
     cfg = load_seam_config(seam_config, data_root, cfg_options)
     model = build_seam_model(cfg, checkpoint, device)
     dataset = build_step_train_images(cfg)
-    os.makedirs(out_dir, exist_ok=True)
     num_images = len(dataset)
-    bar = None
-    if progress:
-        from mmengine.utils import ProgressBar
-        bar = ProgressBar(num_images)
+
+    def label_of(data: dict) -> np.ndarray:
+        return _predict(model, data).pred_sem_seg.data[0].cpu().numpy().astype(np.uint8)
+
     written = skipped = 0
     areas = None
     ignored = pixels = 0
-    for index in range(num_images):
-        info = dataset.get_data_info(index)
-        name = osp.splitext(osp.basename(info['img_path']))[0]
-        path = osp.join(out_dir, f'{name}.png')
-        if osp.isfile(path) and not force:
-            skipped += 1
-            label = read_label_png(path) if evaluate else None
-        else:
-            sample = _predict(model, dataset.prepare_data(index))
-            label = sample.pred_sem_seg.data[0].cpu().numpy().astype(np.uint8)
-            write_label_png(path, label)
-            written += 1
+    for info, path, label, was_written in label_step_images(
+            dataset, out_dir, label_of, force=force, read_existing=evaluate, progress=progress):
+        written += was_written
+        skipped += not was_written
         if evaluate:
             areas = _accumulate(areas, label, true_mask(info), path)
             ignored += int((label == tasks.IGNORE_INDEX).sum())
             pixels += label.size
-        if bar is not None:
-            bar.update()
-    if bar is not None:
-        print()
     result = dict(out_dir=out_dir, num_images=num_images, written=written, skipped=skipped)
     inc = cfg.incremental
     print_log(f"pseudo-labels of {inc['task']} step {inc['step']}: {written} written, {skipped} "
@@ -325,8 +355,6 @@ def make_old_model_labels(plan: StepPlan, seam_cfg: Config, progress: bool = Tru
         dict: ``label_dir``, ``num_images``, ``written``, ``skipped``, ``coverage``,
         ``precision`` and ``metrics_file``.
     """
-    from mmengine.dataset import pseudo_collate
-
     from ..engine.hooks.incremental_step_hook import build_teacher, find_last_checkpoint
     negatives = plan.seam_negatives
     if negatives is None or plan.teacher_model is None or plan.prev_checkpoint is None:
@@ -339,41 +367,26 @@ def make_old_model_labels(plan: StepPlan, seam_cfg: Config, progress: bool = Tru
                             find_last_checkpoint(plan.prev_checkpoint)).to(device).eval()
     dataset = build_step_train_images(seam_cfg)
     out_dir = negatives['label_dir']
-    os.makedirs(out_dir, exist_ok=True)
     new = np.zeros(256, dtype=bool)
     new[plan.new_classes] = True
     channels = torch.tensor(plan.channels[:len(plan.old_classes)], device=device)
+
+    def label_of(data: dict) -> np.ndarray:
+        prob = _predict(teacher, data).seg_logits.data.softmax(dim=0)
+        conf, channel = prob.max(dim=0)
+        keep = (conf >= negatives['threshold']) & (channel > 0)
+        label = torch.where(keep, channels[channel], torch.full_like(channel, 255))
+        return label.cpu().numpy().astype(np.uint8)
+
     written = skipped = labelled = correct = pixels = 0
-    bar = None
-    if progress:
-        from mmengine.utils import ProgressBar
-        bar = ProgressBar(len(dataset))
-    for index in range(len(dataset)):
-        info = dataset.get_data_info(index)
-        name = osp.splitext(osp.basename(info['img_path']))[0]
-        path = osp.join(out_dir, f'{name}.png')
-        if osp.isfile(path):
-            label = read_label_png(path)
-            skipped += 1
-        else:
-            with torch.no_grad():
-                sample = teacher.test_step(pseudo_collate([dataset.prepare_data(index)]))[0]
-            prob = sample.seg_logits.data.softmax(dim=0)
-            conf, channel = prob.max(dim=0)
-            keep = (conf >= negatives['threshold']) & (channel > 0)
-            label = torch.where(keep, channels[channel], torch.full_like(channel, 255))
-            label = label.cpu().numpy().astype(np.uint8)
-            write_label_png(path, label)
-            written += 1
-        gt = true_mask(info)
+    for info, _, label, was_written in label_step_images(dataset, out_dir, label_of,
+                                                         progress=progress):
+        written += was_written
+        skipped += not was_written
         negative = (label != 0) & (label != tasks.IGNORE_INDEX)
         labelled += int(negative.sum())
-        correct += int((negative & ~new[gt]).sum())
+        correct += int((negative & ~new[true_mask(info)]).sum())
         pixels += label.size
-        if bar is not None:
-            bar.update()
-    if bar is not None:
-        print()
     metrics = dict(label_dir=out_dir, num_images=len(dataset), written=written, skipped=skipped,
                    threshold=negatives['threshold'],
                    coverage=round(labelled / pixels, 4) if pixels else None,

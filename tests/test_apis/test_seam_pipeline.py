@@ -13,7 +13,8 @@ from mmseg.registry import MODELS
 from PIL import Image
 
 from mmincseg.apis import load_step_config, plan_step, run_incremental
-from mmincseg.apis.seam import load_seam_config, make_pseudo_labels, visualize_cams
+from mmincseg.apis.seam import (label_step_images, load_seam_config, make_pseudo_labels,
+                                visualize_cams)
 from mmincseg.tasks import IGNORE_INDEX
 from loader_options import NO_WORKERS
 
@@ -185,6 +186,51 @@ def test_make_pseudo_labels_writes_skips_forces_and_evaluates(toy_voc, seam_chec
     assert _make(toy_voc, seam_checkpoint, out_dir, evaluate=True)['mIoU'] == forced['mIoU']
 
 
+class _Images:
+    """Three fake training images of a step (what :func:`label_step_images` reads)."""
+
+    def __init__(self):
+        self.prepared = []
+
+    def __len__(self):
+        return 3
+
+    def get_data_info(self, index):
+        return dict(img_path=f'/data/JPEGImages/img{index}.jpg')
+
+    def prepare_data(self, index):
+        self.prepared.append(index)
+        return dict(index=index)
+
+
+def test_label_step_images_writes_keeps_forces(tmp_path):
+    def label_of(data):
+        return np.full((4, 5), data['index'] + 1, dtype=np.uint8)
+
+    images = _Images()
+    out = str(tmp_path / 'labels')
+    got = list(label_step_images(images, out, label_of, progress=False))
+    assert [osp.basename(path) for _, path, _, _ in got] == ['img0.png', 'img1.png', 'img2.png']
+    assert [written for *_, written in got] == [True] * 3 and images.prepared == [0, 1, 2]
+    assert [int(label[0, 0]) for _, _, label, _ in got] == [1, 2, 3]
+    with Image.open(osp.join(out, 'img2.png')) as img:
+        assert img.mode == 'P' and np.asarray(img).tolist() == [[3] * 5] * 4
+    os.remove(osp.join(out, 'img1.png'))
+    images.prepared.clear()
+    again = list(label_step_images(images, out, label_of, progress=False))
+    assert images.prepared == [1]  # only the missing file is re-made; the others are read back
+    assert [written for *_, written in again] == [False, True, False]
+    assert [int(label[0, 0]) for _, _, label, _ in again] == [1, 2, 3]
+    unread = list(label_step_images(images, out, label_of, read_existing=False, progress=False))
+    assert [label for _, _, label, _ in unread] == [None] * 3
+    images.prepared.clear()
+    list(label_step_images(images, out, lambda data: np.zeros((4, 5), np.uint8), force=True,
+                           progress=False))
+    assert images.prepared == [0, 1, 2]
+    with Image.open(osp.join(out, 'img0.png')) as img:
+        assert not np.asarray(img).any()
+
+
 def test_interrupted_write_leaves_no_file(toy_voc, seam_checkpoint, tmp_path, monkeypatch):
     def broken_save(self, fp, *args, **kwargs):
         fp.write(b'\x89PNG partial')
@@ -315,7 +361,7 @@ def test_make_pseudo_labels_of_a_weak_step_from_its_plan(toy_voc, seam_checkpoin
 
 
 @pytest.mark.slow
-def test_weak_run_with_negatives_end_to_end(toy_voc, tmp_path):
+def test_weak_run_with_negatives_end_to_end(toy_voc, tmp_path, repo_root):
     """Step 0 -> the old model labels the step's images -> SEAM with the negative loss ->
     pseudo-labels -> MiB step 1, by ``run_incremental`` alone."""
     work = str(tmp_path / 'run')
@@ -338,3 +384,15 @@ def test_weak_run_with_negatives_end_to_end(toy_voc, tmp_path):
     assert metrics['num_images'] == len(names) and 0 <= metrics['coverage'] <= 1
     dumped = Config.fromfile(osp.join(step1, 'seam', osp.basename('seam_r18_toyvoc_15-5.py')))
     assert dumped.model.loss_negative_weight == 1.0
+
+    # A fresh process reusing the finished step 0 (``--step0``): no runner has set the default
+    # scope there before the old model labels the step's images.
+    reuse = str(tmp_path / 'reuse')
+    script = ('import json, sys; from mmincseg.apis import run_incremental; '
+              'run_incremental(**json.loads(sys.argv[1]))')
+    args = dict(config=WEAK_CONFIG, work_dir=reuse, data_root=toy_voc, cfg_options=options,
+                step0=osp.join(work, 'step0'))
+    done = subprocess.run([sys.executable, '-c', script, json.dumps(args)], cwd=repo_root,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert sorted(os.listdir(osp.join(reuse, 'step1', 'old_model_labels'))) == names
