@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Reproduces the toy-data tables of docs/results.md (seed's Tables 1 and 2 on the synthetic VOC).
-# Usage: bash tools/toy_tables.sh [table1|table2|table10-1|table3|kd|orders|ade|negatives|all]
+# Usage: bash tools/toy_tables.sh [table1|table2|table2-seeds|table10-1|table3|kd|orders|ade|negatives|all]
 #   (CPU; hours on 2 cores)
 # (table2 = table2-shared + table2-own + its tables; finished runs are skipped when re-run)
 # Two chains run in parallel with one thread each (2 cores); logs go to work_dirs/toy/*.log.
@@ -17,8 +17,9 @@ BASE=${WORK:-work_dirs/toy}
 if [ "$SEED" = 0 ]; then W=$BASE; else W=$BASE/seed$SEED; fi
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 mkdir -p "$W"
-# (re)written in place every time (deterministic, ~15 s): an older toy version is replaced
-$PY tools/make_toy_voc.py --out "$D" --seed 0 > /dev/null
+# (re)written in place every time (deterministic, ~15 s): an older toy version is replaced; not
+# by the jobs of table2-seeds, which run beside each other on the data their caller wrote
+[ "$WHAT" = t2-job ] || $PY tools/make_toy_voc.py --out "$D" --seed 0 > /dev/null
 
 run() { $PY tools/run_incremental.py "$@" --data-root "$D" --cfg-options randomness.seed=$SEED; }
 # Steps > 0 train STEP_EPOCHS (default 15) epochs on the CPU budget; step 0 and Joint the toy
@@ -26,32 +27,89 @@ run() { $PY tools/run_incremental.py "$@" --data-root "$D" --cfg-options randomn
 E_STEP=${STEP_EPOCHS:-15}
 STEP_OPTS="train_cfg.max_epochs=$E_STEP param_scheduler.0.end=$E_STEP"
 
-if [ "$WHAT" = table2-seeds ]; then
-  for k in 0 1 2; do SEED=$k bash "$0" table2; done
-  T=$BASE
-  for split in 15-5 15-1; do
-    runs=(); names=()
-    for m in ft lwf ilt mib plop lwf_mc ewc pi rw; do
-      for dir in "$T" "$T/seed1" "$T/seed2"; do runs+=("$dir/${m}_$split"); names+=("$m"); done
-    done
-    for dir in "$T" "$T/seed1" "$T/seed2"; do runs+=("$dir/joint_15-5"); names+=(joint); done
-    $PY tools/summarize_results.py "${runs[@]}" --names "${names[@]}" --md "$T/table2_${split}_seeds.md"
-  done
-  exit 0
-fi
-
 # Table 2's methods: SHARED ones start from the one step-0 model (plain CE at step 0); OWN ones
 # train their own step 0 (LwF-MC: sigmoid loss; EWC/PI/RW: importances kept in its checkpoints),
 # reused by their 15-1 run.
-# (T2_OWN="ewc pi rw" bash tools/toy_tables.sh table2-own trains only those.)
+# (T2_OWN="ewc pi rw" bash tools/toy_tables.sh table2-own trains only those; T2_OWN= none.)
 T2_SHARED="ft mib lwf ilt plop"
-T2_OWN=${T2_OWN:-"lwf_mc ewc pi rw"}
+T2_OWN=${T2_OWN-"lwf_mc ewc pi rw"}
 table2_rows() {  # table2_rows <split> <joint run>: the markdown + plot of every method
   local runs=() names=()
   for m in $T2_SHARED $T2_OWN; do runs+=("$W/${m}_$1"); names+=("$m"); done
   $PY tools/summarize_results.py "${runs[@]}" "$2" --names "${names[@]}" Joint \
     --md "$W/table2_$1.md" --png "$W/table2_$1.png"
 }
+
+own() {  # own <method>...: 15-5 with its own step 0, then 15-1 from that step 0
+  for m in "$@"; do
+    # step 0 on the toy schedule (30 epochs, as the shared one), then step 1 with STEP_OPTS
+    run configs/$m/bisenet_r18_toyvoc_15-5_step0.py --work-dir "$W/${m}_15-5" --steps 0
+    run configs/$m/bisenet_r18_toyvoc_15-5_step0.py --work-dir "$W/${m}_15-5" --cfg-options $STEP_OPTS
+    run configs/$m/bisenet_r18_toyvoc_15-1_step0.py --work-dir "$W/${m}_15-1" \
+      --step0 "$W/${m}_15-5/step0" --cfg-options $STEP_OPTS
+  done
+}
+
+if [ "$WHAT" = t2-job ]; then
+  # t2-job <kind> [<method> [<split>]]: one run of table2-seeds for seed $SEED (kind base, joint,
+  # own <method> or shared <method> <split>, the last waiting for its seed's step 0)
+  kind=$2; m=${3:-}; split=${4:-}
+  case $kind in
+    base) run configs/ft/bisenet_r18_toyvoc_15-5_step0.py --work-dir "$W/base" --steps 0 \
+            > "$W/base.log" 2>&1 || { touch "$W/base.failed"; exit 1; } ;;
+    joint) run configs/joint/bisenet_r18_toyvoc_15-5.py --work-dir "$W/joint_15-5" \
+             > "$W/joint.log" 2>&1 ;;
+    own) own "$m" > "$W/own_$m.log" 2>&1 ;;
+    shared)
+      until [ -f "$W/base/step0/step_result.json" ]; do
+        [ ! -f "$W/base.failed" ] || { echo "step 0 of seed $SEED failed: $W/base.log"; exit 1; }
+        sleep 10
+      done
+      run configs/$m/bisenet_r18_toyvoc_${split}_step0.py --work-dir "$W/${m}_$split" \
+        --step0 "$W/base/step0" --cfg-options $STEP_OPTS > "$W/${m}_$split.log" 2>&1 ;;
+    *) echo "t2-job: unknown kind $kind"; exit 2 ;;
+  esac
+  exit 0
+fi
+
+if [ "$WHAT" = table2-seeds ]; then
+  # Table 2 for seeds 0, 1, 2 (SEEDS to change): every run of the three seeds is one job of a
+  # queue served by JOBS (default 2, one per core) workers, so both cores stay busy; finished
+  # runs are skipped when re-run. The queue holds first every seed's step 0, Joint and 15-5
+  # runs, then the 15-1 runs method by method (T2_15_1, default all shared methods) over the
+  # seeds, then the own-step-0 methods: a queue stopped early leaves whole rows. Then each
+  # seed's tables and the mean +- std tables in $WORK (a row averages the runs that finished;
+  # its `runs` column says how many, and the missing ones are listed).
+  SEEDS=${SEEDS:-"0 1 2"}
+  queue=()
+  for k in $SEEDS; do
+    queue+=("$k base" "$k joint")
+    for m in $T2_SHARED; do queue+=("$k shared $m 15-5"); done
+  done
+  for m in ${T2_15_1:-$T2_SHARED}; do for k in $SEEDS; do queue+=("$k shared $m 15-1"); done; done
+  for m in $T2_OWN; do for k in $SEEDS; do queue+=("$k own $m"); done; done
+  failed=0
+  printf '%s\n' "${queue[@]}" | xargs -P "${JOBS:-2}" -L 1 \
+    sh -c 'export SEED=$1; exec bash "$0" t2-job "$2" "$3" "$4"' "$0" || failed=$?
+  T=$BASE
+  for split in 15-5 15-1; do
+    runs=(); names=()
+    for m in $T2_SHARED $T2_OWN joint; do
+      for k in $SEEDS; do
+        if [ "$k" = 0 ]; then dir=$T; else dir=$T/seed$k; fi
+        if [ "$m" = joint ]; then run_dir=$dir/joint_15-5; else run_dir=$dir/${m}_$split; fi
+        if [ -f "$run_dir/results.json" ]; then
+          runs+=("$run_dir"); names+=("$m")
+        else
+          echo "table2-seeds $split: $run_dir did not finish, left out of its row"; failed=1
+        fi
+      done
+    done
+    $PY tools/summarize_results.py "${runs[@]}" --names "${names[@]}" \
+      --md "$T/table2_${split}_seeds.md" --png "$T/table2_${split}_seeds.png" || failed=1
+  done
+  exit $failed
+fi
 
 if [ "$WHAT" = table2 ] || [ "$WHAT" = table2-shared ] || [ "$WHAT" = all ]; then
   # Step 0 (classes 0-15) is the same for FT, LwF, ILT, MiB, PLOP and for 15-5 / 15-1: train it
@@ -70,15 +128,6 @@ if [ "$WHAT" = table2 ] || [ "$WHAT" = table2-shared ] || [ "$WHAT" = all ]; the
   wait
 fi
 if [ "$WHAT" = table2 ] || [ "$WHAT" = table2-own ] || [ "$WHAT" = all ]; then
-  own() {  # own <method>...: 15-5 with its own step 0, then 15-1 from that step 0
-    for m in "$@"; do
-      # step 0 on the toy schedule (30 epochs, as the shared one), then step 1 with STEP_OPTS
-      run configs/$m/bisenet_r18_toyvoc_15-5_step0.py --work-dir "$W/${m}_15-5" --steps 0
-      run configs/$m/bisenet_r18_toyvoc_15-5_step0.py --work-dir "$W/${m}_15-5" --cfg-options $STEP_OPTS
-      run configs/$m/bisenet_r18_toyvoc_15-1_step0.py --work-dir "$W/${m}_15-1" \
-        --step0 "$W/${m}_15-5/step0" --cfg-options $STEP_OPTS
-    done
-  }
   # two chains, one per core: the 1st, 3rd, ... methods and the 2nd, 4th, ...
   chain_a=(); chain_b=(); i=0
   for m in $T2_OWN; do
