@@ -16,9 +16,10 @@ from ..utils.checkpoint import checkpoint_record
 from ..utils.io import atomic_write
 from .config import step_dir
 from .plan import StepPlan, plan_step
-from .results import pseudo_label_miou, step_entry, write_summary
+from .results import PSEUDO_LABEL_METRICS_FILE, pseudo_label_miou, step_entry, write_summary
 from .seam import make_step_pseudo_labels
 from .train import RESULT_FILE, step_is_finished, train_resolved
+from .wilson import evaluate_localizer
 
 
 def plan_run(config: str,
@@ -108,12 +109,15 @@ def run_incremental(config: str,
         if step_is_finished(plan.step_dir):
             print_log(f'step {plan.step}: finished earlier ({plan.step_dir}/{RESULT_FILE}), '
                       'skipped', logger='current')
-            continue
-        make_step_pseudo_labels(plan, data_root=data_root)
-        print_log(f'===== {plan.method} {plan.task} step {plan.step} -> {plan.step_dir}',
-                  logger='current')
-        interrupted = osp.isfile(checkpoint_record(plan.step_dir))
-        train_resolved(cfg, resume=resume and interrupted)
+        else:
+            make_step_pseudo_labels(plan, data_root=data_root)
+            print_log(f'===== {plan.method} {plan.task} step {plan.step} -> {plan.step_dir}',
+                      logger='current')
+            interrupted = osp.isfile(checkpoint_record(plan.step_dir))
+            train_resolved(cfg, resume=resume and interrupted)
+        if plan.labels == 'image' and plan.step > 0 and not osp.isfile(
+                osp.join(plan.step_dir, PSEUDO_LABEL_METRICS_FILE)):
+            evaluate_localizer(plan, cfg)  # WILSON: its online pseudo-labels, once per step
     first = plans[0][0]
     return collect_summary(first.run_dir, first.to_dict(), first.steps)
 

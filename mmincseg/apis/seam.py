@@ -264,7 +264,7 @@ def make_pseudo_labels(seam_config: Union[str, Config],
         written += was_written
         skipped += not was_written
         if evaluate:
-            areas = _accumulate(areas, label, true_mask(info), path)
+            areas = accumulate_areas(areas, label, true_mask(info), path)
             ignored += int((label == tasks.IGNORE_INDEX).sum())
             pixels += label.size
     result = dict(out_dir=out_dir, num_images=num_images, written=written, skipped=skipped)
@@ -272,7 +272,7 @@ def make_pseudo_labels(seam_config: Union[str, Config],
     print_log(f"pseudo-labels of {inc['task']} step {inc['step']}: {written} written, {skipped} "
               f'kept, in {out_dir}', logger='current')
     if evaluate:
-        metrics = _pseudo_label_metrics(areas, model.class_ids)
+        metrics = label_metrics(areas, model.class_ids)
         # pixels left unlabelled (255): uncertain band, or maps refused by max_foreground
         metrics['ignored_fraction'] = round(ignored / pixels, 4) if pixels else None
         metrics_file = osp.join(osp.dirname(osp.abspath(out_dir.rstrip('/\\'))),
@@ -289,28 +289,38 @@ def make_pseudo_labels(seam_config: Union[str, Config],
     return result
 
 
-def _accumulate(areas: Optional[List[torch.Tensor]], label: np.ndarray, gt: np.ndarray,
-                path: str) -> List[torch.Tensor]:
+def accumulate_areas(areas: Optional[List[torch.Tensor]], label: np.ndarray, gt: np.ndarray,
+                     path: str, num_classes: int = tasks.NUM_VOC_CLASSES) -> List[torch.Tensor]:
+    """Add one image's intersection / union / label / prediction areas (mmseg's
+    ``IoUMetric.intersect_and_union``, 255 ignored) of ``label`` against ``gt`` to ``areas``.
+
+    Raises:
+        ValueError: the two maps differ in size (names ``path``).
+    """
     from mmseg.evaluation import IoUMetric
     if label.shape != gt.shape:
         raise ValueError(f'pseudo-label {path} has size {label.shape}, its true mask {gt.shape}; '
                          're-make it with --force')
     new = IoUMetric.intersect_and_union(torch.from_numpy(label.astype(np.int64)),
                                         torch.from_numpy(gt.astype(np.int64)),
-                                        tasks.NUM_VOC_CLASSES, tasks.IGNORE_INDEX)
+                                        num_classes, tasks.IGNORE_INDEX)
     return list(new) if areas is None else [a + b for a, b in zip(areas, new)]
 
 
-def _pseudo_label_metrics(areas: Optional[List[torch.Tensor]], class_ids: Sequence[int]) -> dict:
-    """mIoU and aAcc (percent) over ``class_ids`` (background included) from summed areas."""
+def label_metrics(areas: Optional[List[torch.Tensor]], class_ids: Sequence[int],
+                  names: Optional[Sequence[str]] = None) -> dict:
+    """mIoU and aAcc (percent) over the label values ``class_ids`` (background included) from
+    :func:`accumulate_areas`' sums; ``per_class`` keyed by ``names`` (default: VOC's names of
+    the ids)."""
     if areas is None:
         return dict(mIoU=float('nan'), aAcc=float('nan'), per_class={})
     intersect, union, _, label_area = (a.double().numpy() for a in areas)
     ids = list(class_ids)
     with np.errstate(invalid='ignore', divide='ignore'):
         iou = intersect[ids] / union[ids]
+    names = tasks.class_names(ids) if names is None else list(names)
     per_class = {name: (None if np.isnan(v) else round(float(v) * 100, 2))
-                 for name, v in zip(tasks.class_names(ids), iou)}
+                 for name, v in zip(names, iou)}
     miou = float(np.round(np.nanmean(iou) * 100, 2)) if not np.all(np.isnan(iou)) else float('nan')
     total = label_area.sum()
     a_acc = float(np.round(intersect.sum() / total * 100, 2)) if total else float('nan')

@@ -1,5 +1,6 @@
 """WILSON end to end: step 0 on true masks, step 1 from image-level labels, one training run each
 through the real step hook (no pseudo-label files)."""
+import json
 import os
 import os.path as osp
 
@@ -32,3 +33,13 @@ def test_wilson_run_end_to_end(toy_voc, tmp_path):
                    for f in files if f.endswith('.log'))
     assert logs and 'decode.loss_wilson_seg' in text and 'loss_loc_prior' in text
     assert 0 <= summary['steps'][1]['mIoU'] <= 100
+    # the online pseudo-labels of step 1, measured on its training images after it trained
+    with open(osp.join(step1, 'pseudo_label_metrics.json')) as f:
+        metrics = json.load(f)
+    assert metrics['source'] == 'wilson_localizer' and metrics['step'] == 1
+    assert list(metrics['per_class']) == ['background', 'pottedplant', 'sheep', 'sofa', 'train',
+                                          'tvmonitor']
+    assert metrics['classes'] == [0, 16, 17, 18, 19, 20] and metrics['num_images'] > 0
+    assert 0 <= metrics['mIoU'] <= 100 and 0 <= metrics['ignored_fraction'] <= 1
+    assert summary['steps'][1]['pseudo_label_mIoU'] == metrics['mIoU']
+

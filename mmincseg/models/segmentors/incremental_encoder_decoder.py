@@ -622,6 +622,42 @@ class IncrementalEncoderDecoder(EncoderDecoder):
                                         old_logits, new_feats, old_feats, pod_feats,
                                         old_pod_feats)
 
+    def _localizer_input(self, feats) -> Tensor:
+        """The encoder feature WILSON's localizer reads: the decode head's input."""
+        encoder_feat = self.decode_head._transform_inputs(feats)
+        if not isinstance(encoder_feat, Tensor):
+            raise ValueError('weak_localizer needs a decode head that reads one feature map '
+                             '(in_index an int, input_transform None or resize_concat)')
+        return encoder_feat
+
+    @torch.no_grad()
+    def weak_targets(self, inputs: Tensor, data_samples: SampleList) -> Tuple[Tensor, Tensor]:
+        """The soft targets a WILSON step trains every head on, and the image weights.
+
+        What :meth:`weak_loss` gives the heads after the warm-up (the localizer's label-masked
+        pseudo-labels for the new channels, the teacher's for background and old channels),
+        resized to ``inputs``; for measuring the online pseudo-labels against true masks.
+
+        Args:
+            inputs (Tensor): Images, shape (N, 3, H, W).
+            data_samples (list[SegDataSample]): With ``metainfo['img_labels']``.
+
+        Returns:
+            tuple[Tensor, Tensor]: Targets (N, C, H, W) in [0, 1] and weights (N,) (0: the
+            image teaches nothing, its pseudo-labels miss a labelled class or add one).
+
+        Raises:
+            ValueError: the model has no localizer or no teacher.
+        """
+        if self.localizer is None or self.teacher is None:
+            raise ValueError('weak_targets needs a WILSON step model: a weak_localizer and the '
+                             'previous step as teacher (set_teacher)')
+        labels = self.localizer.image_labels(data_samples, inputs.device)
+        old_logits, _ = self.teacher_forward(inputs)
+        encoder_feat = self._localizer_input(self.extract_feat(inputs))
+        targets, weights = self.localizer.targets(encoder_feat, old_logits, labels)
+        return resize(targets, inputs.shape[2:], mode='bilinear', align_corners=False), weights
+
     def weak_loss(self, inputs: Tensor, data_samples: SampleList) -> dict:
         """WILSON's losses of a step learned from image-level labels (``weak_localizer``).
 
@@ -643,10 +679,7 @@ class IncrementalEncoderDecoder(EncoderDecoder):
         old_logits, old_feats = self.teacher_forward(inputs)
         feats = self.extract_feat(inputs)
         outputs = [(name, head.forward(feats)) for name, head in self.named_heads()]
-        encoder_feat = self.decode_head._transform_inputs(feats)
-        if not isinstance(encoder_feat, Tensor):
-            raise ValueError('weak_localizer needs a decode head that reads one feature map '
-                             '(in_index an int, input_transform None or resize_concat)')
+        encoder_feat = self._localizer_input(feats)
         losses = localizer.loss(encoder_feat, old_logits, labels)
         epoch = MessageHub.get_current_instance().get_info('epoch') or 0
         if localizer.warming_up(epoch):

@@ -61,6 +61,29 @@ def test_warm_up_trains_the_localizer_only_then_every_head(models):
     _epoch(0)
 
 
+def test_weak_targets_are_the_trained_targets_at_input_size(models):
+    student, teacher = models
+    student.eval()
+    inputs = torch.randn(2, 3, 64, 48)
+    samples = _samples([[16], [17, 20]])
+    targets, weights = student.weak_targets(inputs, samples)
+    assert targets.shape == (2, 21, 64, 48) and weights.shape == (2, )
+    assert 0 <= targets.min() and targets.max() <= 1
+    # what the heads learn from, at the teacher's resolution, resized
+    feats = student.extract_feat(inputs)
+    old_logits, _ = student.teacher_forward(inputs)
+    small, small_weights = student.localizer.targets(
+        student.decode_head._transform_inputs(feats), old_logits,
+        student.localizer.image_labels(samples))
+    assert torch.equal(weights, small_weights)
+    assert torch.allclose(targets, torch.nn.functional.interpolate(
+        small, size=(64, 48), mode='bilinear', align_corners=False))
+    # new channels of classes an image is not labelled with get no mass
+    assert targets[0, 17:].abs().sum() == 0 and targets[1, [16, 18, 19]].abs().sum() == 0
+    with pytest.raises(ValueError, match='weak_localizer'):
+        teacher.weak_targets(inputs, samples)
+
+
 def test_localizer_is_step_local_and_needs_image_labels(models):
     student, teacher = models
     assert not any(k.startswith('localizer.') for k in teacher.state_dict())
