@@ -1,0 +1,5 @@
+# DeepLabV3-R101 (MiB's model: output stride 16, deeplabv3_r101.py) for the toy runs: fine-tuned
+# from the toy "ImageNet" ResNetV1c-101 (mmincseg-toy://resnet101_v1c, made once on first use and
+# cached; see toy_r18.py) as the VOC config is from open-mmlab://resnet101_v1c.
+_base_ = ['./deeplabv3_r101.py']
+model = dict(pretrained='mmincseg-toy://resnet101_v1c')
