@@ -513,20 +513,10 @@ def visualize_cams(seam_config: Union[str, Config],
     cfg = load_seam_config(seam_config, data_root, cfg_options)
     model = build_seam_model(cfg, checkpoint, device)
     dataset = build_step_train_images(cfg)
-    index_of = {osp.splitext(osp.basename(dataset.get_data_info(i)['img_path']))[0]: i
-                for i in range(len(dataset))}
-    if names:
-        missing = [n for n in names if n not in index_of]
-        if missing:
-            raise ValueError(f'images {missing} are not training images of this step; some of '
-                             f'its images: {sorted(index_of)[:5]}')
-        indices = [index_of[n] for n in names]
-    else:
-        indices = list(range(min(num_images, len(dataset))))
-    palette = np.asarray(tasks.voc_palette(), dtype=np.uint8).reshape(256, 3)[:, ::-1]  # BGR
+    palette = bgr_palette()
     os.makedirs(out_dir, exist_ok=True)
     written = []
-    for index in indices:
+    for index in pick_images(dataset, names, num_images):
         info = dataset.get_data_info(index)
         data = model.data_preprocessor(pseudo_collate([dataset.prepare_data(index)]), False)
         labels = data['data_samples'][0].metainfo['img_labels']
@@ -540,22 +530,54 @@ def visualize_cams(seam_config: Union[str, Config],
         panels = [(image, 'image')]
         for class_id in labels:
             if class_id in model.class_ids:
-                heat = cv2.applyColorMap(
-                    (cams[model.class_ids.index(class_id)] * 255).astype(np.uint8),
-                    cv2.COLORMAP_JET)
-                panels.append((cv2.addWeighted(image, 0.5, heat, 0.5, 0),
+                panels.append((heat_overlay(image, cams[model.class_ids.index(class_id)]),
                                f'CAM {tasks.VOC_CLASSES[class_id]}'))
         panels.append((palette[pseudo], 'pseudo-label'))
         panels.append((palette[true_mask(info)], 'true mask'))
         name = osp.splitext(osp.basename(info['img_path']))[0]
-        path = osp.join(out_dir, f'{name}_cams.png')
-        ok, png = cv2.imencode('.png', _side_by_side(panels))
-        if not ok:
-            raise RuntimeError(f'cannot encode {path}')
-        with atomic_write(path, 'wb') as f:
-            f.write(png.tobytes())
-        written.append(path)
+        written.append(write_panels(osp.join(out_dir, f'{name}_cams.png'), panels))
     return written
+
+
+def pick_images(dataset, names: Optional[Sequence[str]], num_images: int) -> List[int]:
+    """Indices of the images ``names`` (without extension) of a step's training images, or of
+    the first ``num_images``.
+
+    Raises:
+        ValueError: a name is not a training image of the step (names some that are).
+    """
+    if not names:
+        return list(range(min(num_images, len(dataset))))
+    index_of = {osp.splitext(osp.basename(dataset.get_data_info(i)['img_path']))[0]: i
+                for i in range(len(dataset))}
+    missing = [n for n in names if n not in index_of]
+    if missing:
+        raise ValueError(f'images {missing} are not training images of this step; some of '
+                         f'its images: {sorted(index_of)[:5]}')
+    return [index_of[n] for n in names]
+
+
+def bgr_palette() -> np.ndarray:
+    """VOC's palette as a (256, 3) BGR array (class-id maps to OpenCV colours)."""
+    return np.asarray(tasks.voc_palette(), dtype=np.uint8).reshape(256, 3)[:, ::-1]
+
+
+def heat_overlay(image: np.ndarray, heat: np.ndarray) -> np.ndarray:
+    """A [0, 1] map as a JET heat map over a BGR image (half and half)."""
+    import cv2
+    colours = cv2.applyColorMap((np.clip(heat, 0, 1) * 255).astype(np.uint8), cv2.COLORMAP_JET)
+    return cv2.addWeighted(image, 0.5, colours, 0.5, 0)
+
+
+def write_panels(path: str, panels: List[Tuple[np.ndarray, str]]) -> str:
+    """Write titled panels side by side as one PNG, atomically; returns ``path``."""
+    import cv2
+    ok, png = cv2.imencode('.png', _side_by_side(panels))
+    if not ok:
+        raise RuntimeError(f'cannot encode {path}')
+    with atomic_write(path, 'wb') as f:
+        f.write(png.tobytes())
+    return path
 
 
 def _side_by_side(panels: List[Tuple[np.ndarray, str]], gap: int = 4,

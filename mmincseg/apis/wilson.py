@@ -12,8 +12,9 @@ true masks: ``<step>/pseudo_label_metrics.json``, in the same format as the SEAM
 """
 import copy
 import json
+import os
 import os.path as osp
-from typing import Optional
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -25,7 +26,8 @@ from ..utils.checkpoint import unwrap_state_dict
 from ..utils.io import atomic_write
 from .plan import StepPlan
 from .results import PSEUDO_LABEL_METRICS_FILE
-from .seam import accumulate_areas, build_step_train_images, label_metrics, true_mask
+from .seam import (accumulate_areas, bgr_palette, build_step_train_images, heat_overlay,
+                   label_metrics, pick_images, true_mask, write_panels)
 
 
 def hard_weak_labels(channel_map: np.ndarray, num_old: int, weight: float) -> np.ndarray:
@@ -44,6 +46,41 @@ def hard_weak_labels(channel_map: np.ndarray, num_old: int, weight: float) -> np
     return np.where(channel_map >= num_old, channel_map, 0).astype(np.uint8)
 
 
+def build_wilson_step(plan: StepPlan, cfg: Config, device: Optional[str] = None):
+    """A finished WILSON step's model (its last checkpoint, localizer included) with the
+    previous step as teacher, in eval mode.
+
+    Raises:
+        ValueError: the step has no localizer or no previous step.
+    """
+    from mmengine.registry import init_default_scope
+    from mmengine.runner import CheckpointLoader
+    from mmseg.registry import MODELS
+
+    from ..engine.hooks.incremental_step_hook import build_teacher, find_last_checkpoint
+    if cfg.model.get('weak_localizer') is None or plan.teacher_model is None:
+        raise ValueError(f'{plan.config} step {plan.step} is no WILSON step (no weak_localizer '
+                         "or no previous step): use method='wilson', labels='image' at a step > 0")
+    init_default_scope(cfg.get('default_scope', 'mmseg'))
+    model = MODELS.build(copy.deepcopy(cfg.model))  # no init_weights: the checkpoint has all
+    state = CheckpointLoader.load_checkpoint(find_last_checkpoint(plan.step_dir),
+                                             map_location='cpu')
+    model.load_state_dict(unwrap_state_dict(state), strict=True)
+    model.set_teacher(build_teacher(plan.teacher_model,
+                                    find_last_checkpoint(plan.prev_checkpoint)))
+    device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
+    return model.to(device).eval()
+
+
+def _targets_at_image_size(model, data: dict) -> Tuple[np.ndarray, float]:
+    """The step's targets (C, H, W) at the original image size and the image's weight."""
+    from mmengine.dataset import pseudo_collate
+    batch = model.data_preprocessor(pseudo_collate([data]), False)
+    targets, weights = model.weak_targets(batch['inputs'], batch['data_samples'])
+    sample = model.postprocess_result(targets, batch['data_samples'])[0]
+    return sample.seg_logits.data.cpu().numpy(), float(weights[0])
+
+
 def evaluate_localizer(plan: StepPlan, cfg: Config, progress: bool = True,
                        device: Optional[str] = None) -> Optional[dict]:
     """Score a finished WILSON step's online pseudo-labels on its training images.
@@ -59,29 +96,14 @@ def evaluate_localizer(plan: StepPlan, cfg: Config, progress: bool = True,
         ``aAcc``, ``per_class``, ``ignored_fraction``, ...); None for a step without a
         localizer.
     """
-    from mmengine.dataset import pseudo_collate
-    from mmengine.registry import init_default_scope
-    from mmengine.runner import CheckpointLoader
-    from mmseg.registry import MODELS
-
-    from ..engine.hooks.incremental_step_hook import build_teacher, find_last_checkpoint
+    from ..engine.hooks.incremental_step_hook import find_last_checkpoint
     if cfg.model.get('weak_localizer') is None or plan.teacher_model is None:
         return None
-    init_default_scope(cfg.get('default_scope', 'mmseg'))
-    device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
-    checkpoint = find_last_checkpoint(plan.step_dir)
-    model = MODELS.build(copy.deepcopy(cfg.model))  # no init_weights: the checkpoint has all
-    state = unwrap_state_dict(CheckpointLoader.load_checkpoint(checkpoint, map_location='cpu'))
-    model.load_state_dict(state, strict=True)
-    model.set_teacher(build_teacher(plan.teacher_model,
-                                    find_last_checkpoint(plan.prev_checkpoint)))
-    model.to(device).eval()
-
+    model = build_wilson_step(plan, cfg, device)
     num_old = sum(plan.classes_per_step[:-1])
     num_channels = sum(plan.classes_per_step)
     ids = [0] + list(range(num_old, num_channels))
-    names = [plan.class_names[plan.channels[k]] if plan.class_names else str(plan.channels[k])
-             for k in ids]
+    names = [_channel_name(plan, k) for k in ids]
     dataset = build_step_train_images(cfg)
     bar = None
     if progress:
@@ -90,11 +112,8 @@ def evaluate_localizer(plan: StepPlan, cfg: Config, progress: bool = True,
     areas = None
     ignored = pixels = 0
     for index in range(len(dataset)):
-        data = model.data_preprocessor(pseudo_collate([dataset.prepare_data(index)]), False)
-        targets, weights = model.weak_targets(data['inputs'], data['data_samples'])
-        sample = model.postprocess_result(targets, data['data_samples'])[0]
-        label = hard_weak_labels(sample.pred_sem_seg.data[0].cpu().numpy(), num_old,
-                                 float(weights[0]))
+        targets, weight = _targets_at_image_size(model, dataset.prepare_data(index))
+        label = hard_weak_labels(targets.argmax(axis=0), num_old, weight)
         info = dataset.get_data_info(index)
         areas = accumulate_areas(areas, label, true_mask(info), info['img_path'], num_channels)
         ignored += int((label == tasks.IGNORE_INDEX).sum())
@@ -105,9 +124,10 @@ def evaluate_localizer(plan: StepPlan, cfg: Config, progress: bool = True,
         print()
     metrics = label_metrics(areas, ids, names)
     metrics['ignored_fraction'] = round(ignored / pixels, 4) if pixels else None
-    record = dict(config=plan.config, checkpoint=checkpoint, source='wilson_localizer',
-                  task=plan.task, step=plan.step, setting=plan.setting,
-                  classes=[plan.channels[k] for k in ids], num_images=len(dataset), **metrics)
+    record = dict(config=plan.config, checkpoint=find_last_checkpoint(plan.step_dir),
+                  source='wilson_localizer', task=plan.task, step=plan.step,
+                  setting=plan.setting, classes=[plan.channels[k] for k in ids],
+                  num_images=len(dataset), **metrics)
     path = osp.join(plan.step_dir, PSEUDO_LABEL_METRICS_FILE)
     with atomic_write(path) as f:
         json.dump(record, f, indent=2)
@@ -115,3 +135,57 @@ def evaluate_localizer(plan: StepPlan, cfg: Config, progress: bool = True,
               f'{names[1:]}, {len(dataset)} training images of step {plan.step}) -> {path}',
               logger='current')
     return record
+
+
+def _channel_name(plan: StepPlan, channel: int) -> str:
+    class_id = plan.channels[channel]
+    return plan.class_names[class_id] if plan.class_names else str(class_id)
+
+
+def visualize_localizer(plan: StepPlan, cfg: Config, out_dir: str,
+                        names: Optional[Sequence[str]] = None, num_images: int = 4,
+                        device: Optional[str] = None) -> List[str]:
+    """WILSON's Figure 1: per image ``image | target of each labelled new class | pseudo-label
+    | true mask`` of a finished WILSON step (what its heads learned from, as
+    :func:`evaluate_localizer` scores it).
+
+    Args:
+        plan (StepPlan): The step's plan; cfg (Config): its resolved config.
+        out_dir (str): Output folder; files ``<image name>_localizer.png``.
+        names (Sequence[str], optional): Image names among the step's training images; default
+            the first ``num_images``.
+        num_images (int): Images when ``names`` is None. Default: 4.
+        device (str, optional): Default: CUDA when available, else CPU.
+
+    Returns:
+        list[str]: The written files.
+    """
+    import cv2
+    model = build_wilson_step(plan, cfg, device)
+    num_old = sum(plan.classes_per_step[:-1])
+    channel_of = {plan.channels[k]: k for k in range(num_old, sum(plan.classes_per_step))}
+    dataset = build_step_train_images(cfg)
+    palette = bgr_palette()
+    os.makedirs(out_dir, exist_ok=True)
+    written = []
+    for index in pick_images(dataset, names, num_images):
+        info = dataset.get_data_info(index)
+        data = dataset.prepare_data(index)
+        targets, weight = _targets_at_image_size(model, data)
+        image = cv2.imread(info['img_path'], cv2.IMREAD_COLOR)
+        panels = [(image, 'image')]
+        for class_id in data['data_samples'].metainfo['img_labels']:
+            if class_id in channel_of:
+                panels.append((heat_overlay(image, targets[channel_of[class_id]]),
+                               f'target {_channel_name(plan, channel_of[class_id])}'))
+        label = hard_weak_labels(targets.argmax(axis=0), num_old, weight)
+        # channels to class ids for the palette (the PNGs of tools/test.py --out do the same)
+        ids = np.asarray(plan.channels + [0] * (256 - len(plan.channels)), dtype=np.uint8)
+        shown = np.where(label == tasks.IGNORE_INDEX, tasks.IGNORE_INDEX, ids[label])
+        truth = true_mask(info)
+        truth = np.where(truth == tasks.IGNORE_INDEX, tasks.IGNORE_INDEX, ids[truth])
+        panels += [(palette[shown], 'pseudo-label' + ('' if weight > 0 else ' (weight 0)')),
+                   (palette[truth], 'true mask')]
+        name = osp.splitext(osp.basename(info['img_path']))[0]
+        written.append(write_panels(osp.join(out_dir, f'{name}_localizer.png'), panels))
+    return written

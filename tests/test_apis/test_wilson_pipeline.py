@@ -3,9 +3,12 @@ through the real step hook (no pseudo-label files)."""
 import json
 import os
 import os.path as osp
+import subprocess
+import sys
 
 import pytest
 from mmengine.config import Config
+from PIL import Image
 
 from mmincseg.apis import run_incremental
 from loader_options import NO_WORKERS
@@ -14,7 +17,7 @@ CONFIG = 'configs/wilson/bisenet_r18_toyvoc_15-5_step0.py'
 
 
 @pytest.mark.slow
-def test_wilson_run_end_to_end(toy_voc, tmp_path):
+def test_wilson_run_end_to_end(toy_voc, tmp_path, repo_root):
     work = str(tmp_path / 'run')
     # one epoch per step, no localizer-only warm-up, so the segmentor's WILSON loss runs too
     options = dict(NO_WORKERS, **{'train_cfg.max_epochs': 1,
@@ -43,3 +46,18 @@ def test_wilson_run_end_to_end(toy_voc, tmp_path):
     assert 0 <= metrics['mIoU'] <= 100 and 0 <= metrics['ignored_fraction'] <= 1
     assert summary['steps'][1]['pseudo_label_mIoU'] == metrics['mIoU']
 
+    # WILSON's Figure 1 from the finished step, by the tool (plan from the run directory)
+    out = str(tmp_path / 'figure')
+    done = subprocess.run(
+        [sys.executable, 'tools/visualize_localizer.py', CONFIG, '--work-dir', work, '--step', '1',
+         '--out', out, '--num', '2', '--data-root', toy_voc, '--device', 'cpu'],
+        cwd=repo_root, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    files = sorted(os.listdir(out))
+    assert len(files) == 2 and all(f.endswith('_localizer.png') for f in files)
+    with Image.open(osp.join(out, files[0])) as img:
+        assert img.width > 3 * img.height // 2  # image | target(s) | pseudo-label | true mask
+    bad = subprocess.run(
+        [sys.executable, 'tools/visualize_localizer.py', CONFIG, '--work-dir', work, '--step', '0',
+         '--out', out, '--data-root', toy_voc], cwd=repo_root, capture_output=True, text=True)
+    assert bad.returncode != 0 and 'no WILSON step' in bad.stderr
