@@ -5,6 +5,7 @@
 # (table2 = table2-shared + table2-own + its tables; finished runs are skipped when re-run)
 # Two chains run in parallel with one thread each (2 cores); logs go to work_dirs/toy/*.log.
 set -euo pipefail
+SELF=$(cd "$(dirname "$0")" && pwd)/$(basename "$0")  # the jobs of table2-seeds re-enter it
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 D=${DATA:-data/toyvoc}
@@ -40,6 +41,20 @@ table2_rows() {  # table2_rows <split> <joint run>: the markdown + plot of every
     --md "$W/table2_$1.md" --png "$W/table2_$1.png"
 }
 
+# Rows of a summary table that tolerate missing runs: `ROWS=(); NAMES=()`, then `row <run dir>
+# <name>` per row (a run without results.json is named and left out, and the target exits 1),
+# then `summarize <what> <summarize_results.py options>`.
+failed=0
+row() {
+  if [ -f "$1/results.json" ]; then ROWS+=("$1"); NAMES+=("$2")
+  else echo "$1 did not finish: left out of its table"; failed=1; fi
+}
+summarize() {
+  local what=$1; shift
+  if [ ${#ROWS[@]} = 0 ]; then echo "$what: no finished run"; failed=1; return; fi
+  $PY tools/summarize_results.py "${ROWS[@]}" --names "${NAMES[@]}" "$@" || failed=1
+}
+
 own() {  # own <method>...: 15-5 with its own step 0, then 15-1 from that step 0
   for m in "$@"; do
     # step 0 on the toy schedule (30 epochs, as the shared one), then step 1 with STEP_OPTS
@@ -55,7 +70,8 @@ if [ "$WHAT" = t2-job ]; then
   # own <method> or shared <method> <split>, the last waiting for its seed's step 0)
   kind=$2; m=${3:-}; split=${4:-}
   case $kind in
-    base) run configs/ft/bisenet_r18_toyvoc_15-5_step0.py --work-dir "$W/base" --steps 0 \
+    base) rm -f "$W/base.failed"  # a failure of an earlier try
+          run configs/ft/bisenet_r18_toyvoc_15-5_step0.py --work-dir "$W/base" --steps 0 \
             > "$W/base.log" 2>&1 || { touch "$W/base.failed"; exit 1; } ;;
     joint) run configs/joint/bisenet_r18_toyvoc_15-5.py --work-dir "$W/joint_15-5" \
              > "$W/joint.log" 2>&1 ;;
@@ -76,37 +92,33 @@ if [ "$WHAT" = table2-seeds ]; then
   # Table 2 for seeds 0, 1, 2 (SEEDS to change): every run of the three seeds is one job of a
   # queue served by JOBS (default 2, one per core) workers, so both cores stay busy; finished
   # runs are skipped when re-run. The queue holds first every seed's step 0, Joint and 15-5
-  # runs, then the 15-1 runs method by method (T2_15_1, default all shared methods) over the
-  # seeds, then the own-step-0 methods: a queue stopped early leaves whole rows. Then each
-  # seed's tables and the mean +- std tables in $WORK (a row averages the runs that finished;
-  # its `runs` column says how many, and the missing ones are listed).
+  # runs, then the 15-1 runs method by method (T2_15_1, default all shared methods; T2_15_1=
+  # none) over the seeds, then the own-step-0 methods: a queue stopped early leaves whole rows.
+  # Then the mean +- std tables in $WORK (a row averages the runs that finished; its `runs`
+  # column says how many, and the missing ones are listed).
   SEEDS=${SEEDS:-"0 1 2"}
   queue=()
   for k in $SEEDS; do
     queue+=("$k base" "$k joint")
     for m in $T2_SHARED; do queue+=("$k shared $m 15-5"); done
   done
-  for m in ${T2_15_1:-$T2_SHARED}; do for k in $SEEDS; do queue+=("$k shared $m 15-1"); done; done
+  T2_15_1=${T2_15_1-$T2_SHARED}
+  for m in $T2_15_1; do for k in $SEEDS; do queue+=("$k shared $m 15-1"); done; done
   for m in $T2_OWN; do for k in $SEEDS; do queue+=("$k own $m"); done; done
-  failed=0
   printf '%s\n' "${queue[@]}" | xargs -P "${JOBS:-2}" -L 1 \
-    sh -c 'export SEED=$1; exec bash "$0" t2-job "$2" "$3" "$4"' "$0" || failed=$?
+    sh -c 'export SEED=$1; exec bash "$0" t2-job "$2" "$3" "$4"' "$SELF" || failed=$?
   T=$BASE
   for split in 15-5 15-1; do
-    runs=(); names=()
-    for m in $T2_SHARED $T2_OWN joint; do
+    ROWS=(); NAMES=()
+    if [ "$split" = 15-5 ]; then methods="$T2_SHARED"; else methods="$T2_15_1"; fi
+    for m in $methods $T2_OWN joint; do
       for k in $SEEDS; do
         if [ "$k" = 0 ]; then dir=$T; else dir=$T/seed$k; fi
-        if [ "$m" = joint ]; then run_dir=$dir/joint_15-5; else run_dir=$dir/${m}_$split; fi
-        if [ -f "$run_dir/results.json" ]; then
-          runs+=("$run_dir"); names+=("$m")
-        else
-          echo "table2-seeds $split: $run_dir did not finish, left out of its row"; failed=1
-        fi
+        if [ "$m" = joint ]; then row "$dir/joint_15-5" "$m"; else row "$dir/${m}_$split" "$m"; fi
       done
     done
-    $PY tools/summarize_results.py "${runs[@]}" --names "${names[@]}" \
-      --md "$T/table2_${split}_seeds.md" --png "$T/table2_${split}_seeds.png" || failed=1
+    summarize "table2-seeds $split" --md "$T/table2_${split}_seeds.md" \
+      --png "$T/table2_${split}_seeds.png"
   done
   exit $failed
 fi
@@ -263,7 +275,8 @@ if [ "$WHAT" = table3 ] || [ "$WHAT" = all ]; then
   NOGUARD="incremental.seam.cfg_options.model.test_cfg.max_foreground=None"
   reuse() {  # reuse <from run> <to run> <item>...: copy each step's items not there yet
     local from=$1 to=$2; shift 2
-    for step_dir in "$from"/step[1-9]*; do
+    for step_dir in "$from"/step[1-9] "$from"/step[1-9][0-9]; do  # not step1.old-* backups
+      [ -d "$step_dir" ] || continue
       local target="$to/$(basename "$step_dir")"
       mkdir -p "$target"
       for d in "$@"; do
@@ -272,32 +285,35 @@ if [ "$WHAT" = table3 ] || [ "$WHAT" = all ]; then
     done
   }
   base_of() { if [ "$1" = 10-10 ]; then echo "$W/base_10-10"; else echo "$W/base"; fi; }
+  t3() {  # t3 <run options>: a run of table3 whose failure is recorded, not fatal to its chain
+    run "$@" || { echo "table3: failed: $*" >> "$W/table3_failed.txt"; return 0; }
+  }
   weak() {  # weak <split>: every weak row of the split, one after another
     local b; b=$(base_of "$1")
     local cfg=bisenet_r18_toyvoc_$1_step0.py labels="seam pseudo_labels pseudo_label_metrics.json"
     [ -f "$b/step0/step_result.json" ] || \
-      run configs/ft/$cfg --work-dir "$b" --steps 0 > "$b.log" 2>&1
+      t3 configs/ft/$cfg --work-dir "$b" --steps 0 > "$b.log" 2>&1
     if [ "$1" = 10-10 ]; then  # the true-mask rows of 10-10 (15-5 / 15-1: Table 2's)
       for m in ft mib; do
-        run configs/$m/$cfg --work-dir "$W/${m}_$1" --step0 "$b/step0" --cfg-options $STEP_OPTS \
+        t3 configs/$m/$cfg --work-dir "$W/${m}_$1" --step0 "$b/step0" --cfg-options $STEP_OPTS \
           > "$W/${m}_$1.log" 2>&1
       done
     fi
-    run configs/mib_seam/$cfg --work-dir "$W/mib_seam_$1" --step0 "$b/step0" \
+    t3 configs/mib_seam/$cfg --work-dir "$W/mib_seam_$1" --step0 "$b/step0" \
       --cfg-options $STEP_OPTS $NOVETO $NOGUARD > "$W/mib_seam_$1.log" 2>&1
     reuse "$W/mib_seam_$1" "$W/mib_seam_veto_$1" $labels
-    run configs/mib_seam/$cfg --work-dir "$W/mib_seam_veto_$1" --step0 "$b/step0" \
+    t3 configs/mib_seam/$cfg --work-dir "$W/mib_seam_veto_$1" --step0 "$b/step0" \
       --cfg-options $STEP_OPTS $NOGUARD > "$W/mib_seam_veto_$1.log" 2>&1
     reuse "$W/mib_seam_$1" "$W/mib_seam_guard_$1" seam
-    run configs/mib_seam/$cfg --work-dir "$W/mib_seam_guard_$1" --step0 "$b/step0" \
+    t3 configs/mib_seam/$cfg --work-dir "$W/mib_seam_guard_$1" --step0 "$b/step0" \
       --cfg-options $STEP_OPTS $NOVETO > "$W/mib_seam_guard_$1.log" 2>&1
     reuse "$W/mib_seam_guard_$1" "$W/mib_seam_veto_guard_$1" $labels
-    run configs/mib_seam/$cfg --work-dir "$W/mib_seam_veto_guard_$1" --step0 "$b/step0" \
+    t3 configs/mib_seam/$cfg --work-dir "$W/mib_seam_veto_guard_$1" --step0 "$b/step0" \
       --cfg-options $STEP_OPTS > "$W/mib_seam_veto_guard_$1.log" 2>&1
     reuse "$W/mib_seam_$1" "$W/ft_seam_$1" $labels
-    run configs/ft_seam/$cfg --work-dir "$W/ft_seam_$1" --step0 "$b/step0" \
+    t3 configs/ft_seam/$cfg --work-dir "$W/ft_seam_$1" --step0 "$b/step0" \
       --cfg-options $STEP_OPTS $NOGUARD > "$W/ft_seam_$1.log" 2>&1
-    run configs/wilson/$cfg --work-dir "$W/wilson_$1" --step0 "$b/step0" \
+    t3 configs/wilson/$cfg --work-dir "$W/wilson_$1" --step0 "$b/step0" \
       --cfg-options $STEP_OPTS > "$W/wilson_$1.log" 2>&1
   }
   joint_of() { if [ "$1" = 10-10 ]; then echo "$2_10-10"; else echo "$2_15-5"; fi; }
@@ -309,20 +325,23 @@ if [ "$WHAT" = table3 ] || [ "$WHAT" = all ]; then
     for split in $T3_SPLITS; do
       js=$(joint_of "$split" "$W/joint_seam") j=$(joint_of "$split" "$W/joint")
       task=${js##*_}
-      [ -f "$j/results.json" ] || run configs/joint/bisenet_r18_toyvoc_$task.py --work-dir "$j" \
+      [ -f "$j/results.json" ] || t3 configs/joint/bisenet_r18_toyvoc_$task.py --work-dir "$j" \
         > "$j.log" 2>&1
-      run configs/joint_seam/bisenet_r18_toyvoc_$task.py --work-dir "$js" \
+      t3 configs/joint_seam/bisenet_r18_toyvoc_$task.py --work-dir "$js" \
         --cfg-options $NOGUARD > "$js.log" 2>&1
     done
   ) &
   wait
   for split in $T3_SPLITS; do
-    $PY tools/summarize_results.py $W/{ft_seam,ft,mib_seam,mib_seam_veto,mib_seam_guard}_$split \
-      $W/{mib_seam_veto_guard,mib,wilson}_$split "$(joint_of "$split" "$W/joint_seam")" \
-      "$(joint_of "$split" "$W/joint")" \
-      --names FT-S FT MiB-S "MiB-S + veto" "MiB-S + guard" "MiB-S + veto + guard" MiB WILSON \
-      Joint-S Joint --md "$W/table3_$split.md" --png "$W/table3_$split.png"
+    ROWS=(); NAMES=()
+    row "$W/ft_seam_$split" FT-S; row "$W/ft_$split" FT; row "$W/mib_seam_$split" MiB-S
+    row "$W/mib_seam_veto_$split" "MiB-S + veto"; row "$W/mib_seam_guard_$split" "MiB-S + guard"
+    row "$W/mib_seam_veto_guard_$split" "MiB-S + veto + guard"; row "$W/mib_$split" MiB
+    row "$W/wilson_$split" WILSON; row "$(joint_of "$split" "$W/joint_seam")" Joint-S
+    row "$(joint_of "$split" "$W/joint")" Joint
+    summarize "table3 $split" --md "$W/table3_$split.md" --png "$W/table3_$split.png"
   done
+  [ ! -f "$W/table3_failed.txt" ] || { cat "$W/table3_failed.txt"; failed=1; }
 fi
 
 if [ "$WHAT" = negatives ] || [ "$WHAT" = all ]; then
@@ -400,3 +419,5 @@ if [ "$WHAT" = table1 ] || [ "$WHAT" = all ]; then
   $PY tools/summarize_results.py $W/table1_r{18,50,101}_lr{0.05_bs8,0.1_bs16} --md "$W/table1.md" \
     --names R18-lr0.05-bs8 R18-lr0.1-bs16 R50-lr0.05-bs8 R50-lr0.1-bs16 R101-lr0.05-bs8 R101-lr0.1-bs16
 fi
+
+exit $failed

@@ -453,7 +453,8 @@ def resolve_step(cfg: Config) -> Tuple[Config, Dict[str, Any]]:
     if incremental_step and inc['labels'] == 'image':
         apply_model_arguments(model, recipe.image_model)
         if model.get('weak_localizer') is not None:
-            model['weak_localizer']['new_classes'] = tasks.new_classes(data_task, data_step)
+            # class ids of the new channels, in channel order (the split's order and class count)
+            model['weak_localizer']['new_classes'] = list(split.new_classes(data_step))
         _train_on_image_labels(cfg)
     else:  # a config's own image_model values (--cfg-options) apply to the weak steps only
         for key in recipe.image_model:

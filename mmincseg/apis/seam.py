@@ -509,7 +509,6 @@ def visualize_cams(seam_config: Union[str, Config],
     import cv2
     from mmengine.dataset import pseudo_collate
 
-
     cfg = load_seam_config(seam_config, data_root, cfg_options)
     model = build_seam_model(cfg, checkpoint, device)
     dataset = build_step_train_images(cfg)

@@ -62,14 +62,17 @@ def build_wilson_step(plan: StepPlan, cfg: Config, device: Optional[str] = None)
         raise ValueError(f'{plan.config} step {plan.step} is no WILSON step (no weak_localizer '
                          "or no previous step): use method='wilson', labels='image' at a step > 0")
     init_default_scope(cfg.get('default_scope', 'mmseg'))
+    device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
     model = MODELS.build(copy.deepcopy(cfg.model))  # no init_weights: the checkpoint has all
     state = CheckpointLoader.load_checkpoint(find_last_checkpoint(plan.step_dir),
                                              map_location='cpu')
     model.load_state_dict(unwrap_state_dict(state), strict=True)
-    model.set_teacher(build_teacher(plan.teacher_model,
-                                    find_last_checkpoint(plan.prev_checkpoint)))
-    device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
-    return model.to(device).eval()
+    model.to(device).eval()
+    # the teacher lives outside the module tree (model.to does not move it): on the device
+    # before set_teacher, which picks its memory format from there (as the step hook does)
+    teacher = build_teacher(plan.teacher_model, find_last_checkpoint(plan.prev_checkpoint))
+    model.set_teacher(teacher.to(device))
+    return model
 
 
 def _targets_at_image_size(model, data: dict) -> Tuple[np.ndarray, float]:

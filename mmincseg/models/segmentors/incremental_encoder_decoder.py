@@ -647,11 +647,14 @@ class IncrementalEncoderDecoder(EncoderDecoder):
             image teaches nothing, its pseudo-labels miss a labelled class or add one).
 
         Raises:
-            ValueError: the model has no localizer or no teacher.
+            ValueError: the model has no localizer or no teacher, or is in training mode (its
+                BatchNorm statistics would move).
         """
         if self.localizer is None or self.teacher is None:
             raise ValueError('weak_targets needs a WILSON step model: a weak_localizer and the '
                              'previous step as teacher (set_teacher)')
+        if self.training:
+            raise ValueError('weak_targets measures a trained step: call model.eval() first')
         labels = self.localizer.image_labels(data_samples, inputs.device)
         old_logits, _ = self.teacher_forward(inputs)
         encoder_feat = self._localizer_input(self.extract_feat(inputs))

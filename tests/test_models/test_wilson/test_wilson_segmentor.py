@@ -6,6 +6,7 @@ from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
 from mmincseg.apis import load_step_config
+from mmincseg.tasks import get_split
 
 CONFIG = 'configs/wilson/bisenet_r18_toyvoc_15-5_step0.py'
 
@@ -82,6 +83,10 @@ def test_weak_targets_are_the_trained_targets_at_input_size(models):
     assert targets[0, 17:].abs().sum() == 0 and targets[1, [16, 18, 19]].abs().sum() == 0
     with pytest.raises(ValueError, match='weak_localizer'):
         teacher.weak_targets(inputs, samples)
+    student.train()
+    with pytest.raises(ValueError, match='eval'):
+        student.weak_targets(inputs, samples)
+    student.eval()
 
 
 def test_localizer_is_step_local_and_needs_image_labels(models):
@@ -104,6 +109,11 @@ def test_wilson_config_resolution(tmp_path):
     assert 'LoadAnnotations' not in types and 'CheckSegSample' not in types
     assert 'img_labels' in step1.train_dataloader.dataset.pipeline[-1]['meta_keys']
     assert step1.optim_wrapper.paramwise_cfg.custom_keys['localizer'] == dict(lr_mult=10.0)
+    # another class order: the new channels are the order's classes of the step, in its order
+    ordered = load_step_config(CONFIG, work_dir=str(tmp_path), cfg_options={
+        'incremental.step': 1, 'incremental.order': 'random:1'})
+    expected = get_split('15-5', order='random:1').new_classes(1)
+    assert ordered.model.weak_localizer.new_classes == expected != [16, 17, 18, 19, 20]
     step0 = load_step_config(CONFIG, work_dir=str(tmp_path))
     assert step0.model.get('weak_localizer') is None
     assert 'LoadAnnotations' in str(step0.train_dataloader.dataset.pipeline)
