@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Reproduces the toy-data tables of docs/results.md (seed's Tables 1 and 2 on the synthetic VOC).
-# Usage: bash tools/toy_tables.sh [table1|table2|table2-seeds|table10-1|table3|kd|orders|ade|negatives|claim|all]
+# Usage: bash tools/toy_tables.sh [table1|table2|table2-seeds|table2-seeds-tables|table10-1|table3|kd|orders|ade|negatives|claim|all]
 #   (CPU; hours on 2 cores)
 # (table2 = table2-shared + table2-own + its tables; finished runs are skipped when re-run)
 # Two chains run in parallel with one thread each (2 cores); logs go to work_dirs/toy/*.log.
@@ -88,25 +88,26 @@ if [ "$WHAT" = t2-job ]; then
   exit 0
 fi
 
-if [ "$WHAT" = table2-seeds ]; then
+if [ "$WHAT" = table2-seeds ] || [ "$WHAT" = table2-seeds-tables ]; then
   # Table 2 for seeds 0, 1, 2 (SEEDS to change): every run of the three seeds is one job of a
   # queue served by JOBS (default 2, one per core) workers, so both cores stay busy; finished
   # runs are skipped when re-run. The queue holds first every seed's step 0, Joint and 15-5
   # runs, then the 15-1 runs method by method (T2_15_1, default all shared methods; T2_15_1=
   # none) over the seeds, then the own-step-0 methods: a queue stopped early leaves whole rows.
   # Then the mean +- std tables in $WORK (a row averages the runs that finished; its `runs`
-  # column says how many, and the missing ones are listed).
+  # column says how many, and the missing ones are listed). `table2-seeds-tables` writes the
+  # tables only, from the runs there are.
   SEEDS=${SEEDS:-"0 1 2"}
+  T2_15_1=${T2_15_1-$T2_SHARED}
   queue=()
   for k in $SEEDS; do
     queue+=("$k base" "$k joint")
     for m in $T2_SHARED; do queue+=("$k shared $m 15-5"); done
   done
-  T2_15_1=${T2_15_1-$T2_SHARED}
   for m in $T2_15_1; do for k in $SEEDS; do queue+=("$k shared $m 15-1"); done; done
   for m in $T2_OWN; do for k in $SEEDS; do queue+=("$k own $m"); done; done
-  printf '%s\n' "${queue[@]}" | xargs -P "${JOBS:-2}" -L 1 \
-    sh -c 'export SEED=$1; exec bash "$0" t2-job "$2" "$3" "$4"' "$SELF" || failed=$?
+  [ "$WHAT" = table2-seeds-tables ] || printf '%s\n' "${queue[@]}" | xargs -P "${JOBS:-2}" \
+    -L 1 sh -c 'export SEED=$1; exec bash "$0" t2-job "$2" "$3" "$4"' "$SELF" || failed=$?
   T=$BASE
   for split in 15-5 15-1; do
     ROWS=(); NAMES=()
