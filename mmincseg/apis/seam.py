@@ -19,7 +19,7 @@ import copy
 import json
 import os
 import os.path as osp
-from typing import Callable, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -193,11 +193,7 @@ def label_step_images(dataset, out_dir: str, label_of: Callable[[dict], np.ndarr
         tuple: ``(data info, PNG path, label or None, written)`` per image, in dataset order.
     """
     os.makedirs(out_dir, exist_ok=True)
-    bar = None
-    if progress:
-        from mmengine.utils import ProgressBar
-        bar = ProgressBar(len(dataset))
-    for index in range(len(dataset)):
+    for index in step_indices(dataset, progress):
         info = dataset.get_data_info(index)
         name = osp.splitext(osp.basename(info['img_path']))[0]
         path = osp.join(out_dir, f'{name}.png')
@@ -207,10 +203,14 @@ def label_step_images(dataset, out_dir: str, label_of: Callable[[dict], np.ndarr
             label, written = label_of(dataset.prepare_data(index)), True
             write_label_png(path, label)
         yield info, path, label, written
-        if bar is not None:
-            bar.update()
-    if bar is not None:
-        print()
+
+
+def step_indices(dataset, progress: bool = True) -> Iterable[int]:
+    """The indices of a step's images, behind mmengine's progress bar when ``progress``."""
+    if not progress:
+        return range(len(dataset))
+    from mmengine.utils import track_iter_progress
+    return track_iter_progress(range(len(dataset)))
 
 
 # --------------------------------------------------------------------------- pseudo-labels

@@ -27,7 +27,7 @@ from ..utils.io import atomic_write
 from .plan import StepPlan
 from .results import PSEUDO_LABEL_METRICS_FILE
 from .seam import (accumulate_areas, bgr_palette, build_step_train_images, heat_overlay,
-                   label_metrics, pick_images, true_mask, write_panels)
+                   label_metrics, pick_images, step_indices, true_mask, write_panels)
 
 
 def hard_weak_labels(channel_map: np.ndarray, num_old: int, weight: float) -> np.ndarray:
@@ -108,23 +108,15 @@ def evaluate_localizer(plan: StepPlan, cfg: Config, progress: bool = True,
     ids = [0] + list(range(num_old, num_channels))
     names = [_channel_name(plan, k) for k in ids]
     dataset = build_step_train_images(cfg)
-    bar = None
-    if progress:
-        from mmengine.utils import ProgressBar
-        bar = ProgressBar(len(dataset))
     areas = None
     ignored = pixels = 0
-    for index in range(len(dataset)):
+    for index in step_indices(dataset, progress):
         targets, weight = _targets_at_image_size(model, dataset.prepare_data(index))
         label = hard_weak_labels(targets.argmax(axis=0), num_old, weight)
         info = dataset.get_data_info(index)
         areas = accumulate_areas(areas, label, true_mask(info), info['img_path'], num_channels)
         ignored += int((label == tasks.IGNORE_INDEX).sum())
         pixels += label.size
-        if bar is not None:
-            bar.update()
-    if bar is not None:
-        print()
     metrics = label_metrics(areas, ids, names)
     metrics['ignored_fraction'] = round(ignored / pixels, 4) if pixels else None
     record = dict(config=plan.config, checkpoint=find_last_checkpoint(plan.step_dir),
@@ -169,6 +161,10 @@ def visualize_localizer(plan: StepPlan, cfg: Config, out_dir: str,
     channel_of = {plan.channels[k]: k for k in range(num_old, sum(plan.classes_per_step))}
     dataset = build_step_train_images(cfg)
     palette = bgr_palette()
+    # channel -> class id for the palette (as IncrementalIoUMetric's --out PNGs), 255 kept
+    class_of = np.zeros(256, dtype=np.uint8)
+    class_of[:len(plan.channels)] = plan.channels
+    class_of[tasks.IGNORE_INDEX] = tasks.IGNORE_INDEX
     os.makedirs(out_dir, exist_ok=True)
     written = []
     for index in pick_images(dataset, names, num_images):
@@ -182,13 +178,9 @@ def visualize_localizer(plan: StepPlan, cfg: Config, out_dir: str,
                 panels.append((heat_overlay(image, targets[channel_of[class_id]]),
                                f'target {_channel_name(plan, channel_of[class_id])}'))
         label = hard_weak_labels(targets.argmax(axis=0), num_old, weight)
-        # channels to class ids for the palette (the PNGs of tools/test.py --out do the same)
-        ids = np.asarray(plan.channels + [0] * (256 - len(plan.channels)), dtype=np.uint8)
-        shown = np.where(label == tasks.IGNORE_INDEX, tasks.IGNORE_INDEX, ids[label])
-        truth = true_mask(info)
-        truth = np.where(truth == tasks.IGNORE_INDEX, tasks.IGNORE_INDEX, ids[truth])
-        panels += [(palette[shown], 'pseudo-label' + ('' if weight > 0 else ' (weight 0)')),
-                   (palette[truth], 'true mask')]
+        title = 'pseudo-label' + ('' if weight > 0 else ' (weight 0)')
+        panels += [(palette[class_of[label]], title),
+                   (palette[class_of[true_mask(info)]], 'true mask')]
         name = osp.splitext(osp.basename(info['img_path']))[0]
         written.append(write_panels(osp.join(out_dir, f'{name}_localizer.png'), panels))
     return written
