@@ -266,7 +266,8 @@ if [ "$WHAT" = table3 ] || [ "$WHAT" = all ]; then
   #   MiB-S + veto / + guard / + veto + guard   our additions (the mib_seam configs' default is
   #                        + veto + guard)
   #   FT-S                 fine-tuning on MiB-S's pseudo-labels
-  #   WILSON               the localizer's online pseudo-labels (no files)
+  #   WILSON               the localizer's online pseudo-labels (no files), from its own
+  #                        sigmoid-loss step 0 (LwF-MC's)
   #   Joint-S              one SEAM for all 20 classes, no guard, the joint model on its labels
   # beside the true-mask rows FT, MiB, Joint (Table 2's runs; 10-10's own). A step's SEAM does not
   # depend on the segmentor, so it trains once per step: the variants copy MiB-S's seam/ (and its
@@ -314,7 +315,16 @@ if [ "$WHAT" = table3 ] || [ "$WHAT" = all ]; then
     reuse "$W/mib_seam_$1" "$W/ft_seam_$1" $labels
     t3 configs/ft_seam/$cfg --work-dir "$W/ft_seam_$1" --step0 "$b/step0" \
       --cfg-options $STEP_OPTS $NOGUARD > "$W/ft_seam_$1.log" 2>&1
-    t3 configs/wilson/$cfg --work-dir "$W/wilson_$1" --step0 "$b/step0" \
+    # WILSON's step 0 trains with MiB's sigmoid loss (its run.sh's FT_bce), not on the shared
+    # CE step 0: it resolves to LwF-MC's step 0 (a test checks), so table2's lwf_mc_15-5 step 0
+    # serves 15-5 and 15-1 when it is there; else it is trained here once per step-0 split
+    local wb="$W/wilson_base_$1"
+    if [ "$1" != 10-10 ] && [ -f "$W/lwf_mc_15-5/step0/step_result.json" ]; then
+      wb="$W/lwf_mc_15-5"
+    elif [ "$1" != 10-10 ]; then wb="$W/wilson_base_15"; fi
+    [ -f "$wb/step0/step_result.json" ] || \
+      t3 configs/wilson/$cfg --work-dir "$wb" --steps 0 > "$wb.log" 2>&1
+    t3 configs/wilson/$cfg --work-dir "$W/wilson_$1" --step0 "$wb/step0" \
       --cfg-options $STEP_OPTS > "$W/wilson_$1.log" 2>&1
   }
   joint_of() { if [ "$1" = 10-10 ]; then echo "$2_10-10"; else echo "$2_15-5"; fi; }

@@ -24,7 +24,8 @@ class Method:
             cross-entropy, averaged over non-ignored pixels).
         seg_loss (str, optional): Registered loss that replaces the cross-entropy of every head
             at every step (LwF-MC: ``'OneHotBCELoss'``, MiB's sigmoid loss); the head's
-            ``loss_weight`` is kept. None: the cross-entropy of ``unbiased``.
+            ``loss_weight`` is kept (steps learned from image labels replace it by the weak
+            method's loss). None: the cross-entropy of ``unbiased``.
         kd (str, optional): Registered loss between student and teacher logits (the segmentor's
             ``distill_loss``) at steps > 0.
         kd_weight (float, optional): Its ``loss_weight``.
@@ -155,11 +156,14 @@ METHODS: Dict[str, Method] = {
                                      adaptive_factor=True)),
                hooks=(dict(type='PseudoLabelThresholdHook'), )),
         Method('joint', all_classes_at_once=True),
-        # WILSON (Cermelli et al., CVPR 2022; fcdl94/WILSON README): steps > 0 from image-level
-        # labels (labels='image'); encoder feature distillation 1 (--loss_de 1); alpha 0.5,
-        # 5 localizer-only epochs (WilsonLocalizer defaults); body lr x1, heads x10
-        # (--lr_head 10) and localizer lr 0.01 = x10 of the step's 0.001 (--lr_pseudo).
-        Method('wilson', feat_kd_weight=1.0,
+        # WILSON (Cermelli et al., CVPR 2022; fcdl94/WILSON README): step 0 on true masks with
+        # MiB's sigmoid loss (its run.sh trains step 0 as `FT_bce`: the old model's sigmoids
+        # are the targets of the old channels later); steps > 0 from image-level labels
+        # (labels='image', the heads' loss replaced by WILSON's); encoder feature distillation
+        # 1 (--loss_de 1); alpha 0.5, 5 localizer-only epochs (WilsonLocalizer defaults); body
+        # lr x1, heads x10 (--lr_head 10) and localizer lr 0.01 = x10 of the step's 0.001
+        # (--lr_pseudo).
+        Method('wilson', seg_loss='OneHotBCELoss', feat_kd_weight=1.0,
                image_model=dict(weak_localizer=dict(type='WilsonLocalizer')),
                lr_mult={'decode_head': 10.0, 'auxiliary_head': 10.0, 'localizer': 10.0}),
     )

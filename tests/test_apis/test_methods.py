@@ -84,6 +84,31 @@ def test_lwf_mc_uses_the_sigmoid_loss_at_every_step_and_distils_from_step_1():
             dict(type='LwFMCKDLoss', loss_weight=10.0) if step else None)
 
 
+def test_wilson_step0_is_trained_with_the_sigmoid_loss_as_lwf_mc_step0():
+    """WILSON's old channels learn the old model's sigmoids, so its step 0 trains with MiB's
+    sigmoid loss (WILSON's run.sh: ``FT_bce``): the resolved step 0 is LwF-MC's but for the
+    block's names, so one trained step 0 serves both (``--step0``)."""
+    def flat(value, prefix=''):
+        if isinstance(value, dict):
+            return {k: v for key, item in value.items()
+                    for k, v in flat(item, f'{prefix}.{key}').items()}
+        if isinstance(value, (list, tuple)):
+            return {k: v for i, item in enumerate(value)
+                    for k, v in flat(item, f'{prefix}[{i}]').items()}
+        return {prefix: value}
+
+    _, wilson = plan_step('configs/wilson/bisenet_r18_toyvoc_15-5_step0.py', RUN, step=0)
+    _, lwf_mc = plan_step('configs/lwf_mc/bisenet_r18_toyvoc_15-5_step0.py', RUN, step=0)
+    heads = [wilson.model.decode_head, *wilson.model.auxiliary_head]
+    assert all(h.loss_decode == dict(type='OneHotBCELoss', loss_weight=1.0) for h in heads)
+    a, b = flat(wilson.to_dict()), flat(lwf_mc.to_dict())
+    differ = {k.rsplit('.', 1)[-1] for k in set(a) | set(b) if a.get(k) != b.get(k)}
+    assert differ == {'method', 'labels'}
+    # steps > 0 learn from image labels with WILSON's own loss, not the heads'
+    _, step1 = plan_step('configs/wilson/bisenet_r18_toyvoc_15-5_step0.py', RUN, step=1)
+    assert step1.model.weak_localizer.type == 'WilsonLocalizer'
+
+
 @pytest.mark.slow
 def test_lwf_mc_trains_a_toy_15_1_step_with_sigmoid_losses(toy_voc, tmp_path):
     import glob
