@@ -156,3 +156,100 @@ def test_every_recipe_names_registered_components():
         for loss in (recipe.kd, recipe.seg_loss):
             if loss:
                 assert MODELS.get(loss) is not None, (name, loss)
+
+
+# Small versions of the toy DeepLabV3 and SegFormer-B0 configs (same heads, a ResNetV1c-18 and a
+# thin MiT, no pretrained file: only the method's wiring is checked here).
+SMALL_MODELS = {
+    'deeplabv3_r101': {'model.pretrained': None, 'model.backbone.depth': 18,
+                       'model.decode_head.in_channels': 512, 'model.decode_head.channels': 16,
+                       'model.auxiliary_head.in_channels': 256,
+                       'model.auxiliary_head.channels': 16},
+    'segformer_b0': {'model.backbone.embed_dims': 16, 'model.backbone.num_layers': [1, 1, 1, 1],
+                     'model.decode_head.in_channels': [16, 32, 80, 128],
+                     'model.decode_head.channels': 32},
+}
+# what each method adds to the step-1 losses
+METHOD_LOSSES = {'lwf_mc': {'decode.loss_bce', 'loss_kd'}, 'ewc': {'loss_reg'},
+                 'pi': {'loss_reg'}, 'rw': {'loss_reg'}, 'plop': {'loss_pod', 'loss_pod_logits'}}
+
+
+def _labelled_batch(label: int, n: int = 2, size: int = 64):
+    import torch
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+    inputs = torch.randn(n, 3, size, size, generator=torch.Generator().manual_seed(label))
+    samples = []
+    for _ in range(n):
+        mask = torch.zeros(1, size, size, dtype=torch.long)
+        mask[:, :size // 2, :size // 2] = label
+        mask[:, -4:] = 255
+        sample = SegDataSample(metainfo=dict(img_shape=(size, size), ori_shape=(size, size)))
+        sample.gt_sem_seg = PixelData(data=mask)
+        samples.append(sample)
+    return inputs, samples
+
+
+@pytest.mark.parametrize('model', sorted(SMALL_MODELS))
+@pytest.mark.parametrize('method', sorted(METHOD_LOSSES))
+def test_the_new_methods_train_a_step_of_deeplabv3_and_segformer(model, method, tmp_path):
+    """``incremental.method`` in (PLOP, LwF-MC, EWC, PI, RW) on a DeepLabV3 and a SegFormer-B0:
+    step 0 trains (accumulating EWC/PI/RW importances, saved as a checkpoint does), step 1's
+    segmentor gets the teacher and the method's losses, which train the student."""
+    import torch
+    from mmseg.registry import MODELS
+
+    from mmincseg.engine.hooks.parameter_importance_hook import (
+        IMPORTANCE_KEY, ParameterImportanceHook, previous_importance, trainable_parameters)
+    config = f'configs/mib/{model}_toyvoc_15-5_step0.py'
+    options = dict(SMALL_MODELS[model], **{'incremental.method': method})
+    _, cfg0 = plan_step(config, RUN, cfg_options=options, step=0)
+    _, cfg1 = plan_step(config, RUN, cfg_options=options, step=1)
+    torch.manual_seed(0)
+    teacher, student = MODELS.build(cfg0.model), MODELS.build(cfg1.model)
+    hooks = {step: [h for h in cfg.custom_hooks if h['type'] == 'ParameterImportanceHook']
+             for step, cfg in ((0, cfg0), (1, cfg1))}
+    assert len(hooks[0]) == len(hooks[1]) == (method in ('ewc', 'pi', 'rw'))
+
+    # step 0: two SGD steps on base-class masks, the importances kept as in a checkpoint
+    optimizer = torch.optim.SGD(teacher.parameters(), lr=0.01)
+    hook0 = None
+    if hooks[0]:
+        hook0 = ParameterImportanceHook(method, loss_weight=hooks[0][0]['loss_weight'])
+        hook0.attach(teacher, optimizer)
+    teacher.train()
+    for _ in range(2):
+        optimizer.zero_grad()
+        sum(v for k, v in teacher.loss(*_labelled_batch(3)).items() if 'loss' in k).backward()
+        optimizer.step()
+    checkpoint = str(tmp_path / 'epoch_1.pth')
+    state = {'state_dict': teacher.state_dict(), 'meta': {}}
+    if hook0 is not None:
+        state[IMPORTANCE_KEY] = hook0.state()
+        hook0._handle.remove()
+    torch.save(state, checkpoint)
+
+    # step 1: the new class 16 with the method's losses
+    student.load_state_dict(teacher.state_dict(), strict=False)
+    student.set_teacher(teacher.eval())
+    # (MiB's step lr, for which its EWC/PI/RW weights are stable)
+    optimizer = torch.optim.SGD([p for p in student.parameters() if p.requires_grad], lr=0.001)
+    if hooks[1]:
+        hook1 = ParameterImportanceHook(method, loss_weight=hooks[1][0]['loss_weight'],
+                                        prev_checkpoint=checkpoint)
+        _, previous, reference = previous_importance(checkpoint, method,
+                                                     trainable_parameters(student))
+        hook1.attach(student, optimizer, previous, reference)
+    if method == 'plop':  # what PseudoLabelThresholdHook sets before the step
+        student.set_pseudo_label_thresholds(torch.full((17, ), 0.004))
+    student.train()
+    for _ in range(2):  # the second step starts away from the reference weights
+        optimizer.zero_grad()
+        losses = student.loss(*_labelled_batch(16))
+        assert METHOD_LOSSES[method] <= set(losses), sorted(losses)
+        total = sum(v for k, v in losses.items() if 'loss' in k)
+        assert torch.isfinite(total)
+        total.backward()
+        optimizer.step()
+    assert all(torch.isfinite(losses[k]) and losses[k] > 0 for k in METHOD_LOSSES[method])
+    assert student.decode_head.conv_seg.classifiers[1].weight.grad.abs().sum() > 0
