@@ -17,10 +17,9 @@ import json
 import os
 import sys
 
-from mmengine.config import DictAction
-
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
 from mmincseg.apis.seam import make_pseudo_labels, pseudo_labels_of_step  # noqa: E402
+from mmincseg.utils.cli import add_data_model_options  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
@@ -35,10 +34,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--eval', action='store_true',
                         help='also measure pseudo-label mIoU against the true masks')
     parser.add_argument('--force', action='store_true', help='re-make existing files')
-    parser.add_argument('--data-root', help='VOC2012-layout dataset root for every dataset')
-    parser.add_argument('--device', help='torch device (default: cuda if available)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config keys, e.g. incremental.step=2')
+    add_data_model_options(parser)
     return parser.parse_args()
 
 

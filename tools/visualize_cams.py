@@ -7,10 +7,9 @@ import argparse
 import os
 import sys
 
-from mmengine.config import DictAction
-
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
 from mmincseg.apis.seam import visualize_cams  # noqa: E402
+from mmincseg.utils.cli import add_data_model_options  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
@@ -20,10 +19,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--out', required=True, help='output folder')
     parser.add_argument('--names', nargs='+', help='image names (default: the first --num)')
     parser.add_argument('--num', type=int, default=4, help='number of images without --names')
-    parser.add_argument('--data-root', help='VOC2012-layout dataset root for every dataset')
-    parser.add_argument('--device', help='torch device (default: cuda if available)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config keys, e.g. incremental.step=2')
+    add_data_model_options(parser)
     return parser.parse_args()
 
 

@@ -10,11 +10,10 @@ import argparse
 import os
 import sys
 
-from mmengine.config import DictAction
-
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
 from mmincseg.apis import plan_step  # noqa: E402
 from mmincseg.apis.wilson import visualize_localizer  # noqa: E402
+from mmincseg.utils.cli import add_data_model_options  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
@@ -25,10 +24,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--out', required=True, help='output folder')
     parser.add_argument('--names', nargs='+', help='image names (default: the first --num)')
     parser.add_argument('--num', type=int, default=4, help='number of images without --names')
-    parser.add_argument('--data-root', help='dataset root for every dataset')
-    parser.add_argument('--device', help='torch device (default: cuda if available)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config keys as the run did')
+    add_data_model_options(parser, cfg_help='override config keys as the run did')
     return parser.parse_args()
 
 
