@@ -130,11 +130,25 @@ def pseudo_label_pipeline(cfg: Config) -> List[dict]:
     return without_pixel_labels(pipeline)
 
 
-def build_step_train_images(cfg: Config):
-    """The training images of the config's step with the pseudo-label (test) pipeline."""
+def build_step_images(cfg: Config, loader: str = 'train_dataloader',
+                      ann_file: Optional[str] = None):
+    """The images of the config's step with the pseudo-label (test) pipeline.
+
+    The training selection of the step (images holding one of its classes, classes of other
+    steps as background) from the dataset of ``loader``: by default the training images, which
+    get pseudo-labels.
+
+    Args:
+        cfg (Config): A SEAM or step config.
+        loader (str): The dataloader whose dataset is read. Default: 'train_dataloader'.
+        ann_file (str, optional): Image list replacing that dataset's (relative to its
+            ``data_root``), e.g. ``'ImageSets/Segmentation/val.txt'``. Default: None.
+    """
     from mmseg.registry import DATASETS
-    ds_cfg = copy.deepcopy(inner_dataset(cfg, 'train_dataloader'))
+    ds_cfg = copy.deepcopy(inner_dataset(cfg, loader))
     ds_cfg.update(subset='train', test_mode=False, pipeline=pseudo_label_pipeline(cfg))
+    if ann_file is not None:
+        ds_cfg['ann_file'] = ann_file
     return DATASETS.build(ds_cfg)
 
 
@@ -182,7 +196,7 @@ def label_step_images(dataset, out_dir: str, label_of: Callable[[dict], np.ndarr
     palette PNG.
 
     Args:
-        dataset: The step's training images (:func:`build_step_train_images`).
+        dataset: The step's training images (:func:`build_step_images`).
         out_dir (str): Folder of the PNGs (created).
         label_of (callable): Packed sample -> uint8 class-id map at the image's original size.
         force (bool): Re-make existing files. Default: False.
@@ -250,7 +264,7 @@ def make_pseudo_labels(seam_config: Union[str, Config],
     """
     cfg = load_seam_config(seam_config, data_root, cfg_options)
     model = build_seam_model(cfg, checkpoint, device)
-    dataset = build_step_train_images(cfg)
+    dataset = build_step_images(cfg)
     num_images = len(dataset)
 
     def label_of(data: dict) -> np.ndarray:
@@ -287,6 +301,75 @@ def make_pseudo_labels(seam_config: Union[str, Config],
                   f"{tasks.class_names(model.class_ids[1:])}), aAcc {metrics['aAcc']} -> "
                   f'{metrics_file}', logger='current')
     return result
+
+
+def sweep_bg_alpha(seam_config: Union[str, Config],
+                   checkpoint: str,
+                   alphas: Sequence[float],
+                   ann_file: Optional[str] = None,
+                   data_root: Optional[str] = None,
+                   cfg_options: Optional[dict] = None,
+                   progress: bool = True,
+                   device: Optional[str] = None) -> dict:
+    """Pseudo-label quality of a SEAM checkpoint for several background scores (``bg_alpha``).
+
+    Each image's CAMs are computed once (the config's ``test_cfg``: scales, flip, PCM, norm)
+    and labelled with every alpha (the other ``test_cfg`` checks kept); each labelling is
+    scored against the step-remapped true masks as :func:`make_pseudo_labels` scores its
+    PNGs. Nothing is written. The images are the step's selection from the SEAM config's
+    ``val_dataloader`` (VOC: the masks of VOC train, where SEAM reports its CAMs), or from
+    ``ann_file``: choose alpha on a validation list (``'ImageSets/Segmentation/val.txt'``),
+    report it on the training images.
+
+    Args:
+        seam_config (str | Config): A SEAM config (configs/seam/).
+        checkpoint (str): The SEAMNet checkpoint of that step.
+        alphas (Sequence[float]): Background scores to try, each in (0, 1].
+        ann_file (str, optional): Image list replacing the ``val_dataloader``'s
+            (:func:`build_step_images`). Default: None.
+        data_root (str, optional): Dataset root replacing the config's.
+        cfg_options (dict, optional): Config overrides.
+        progress (bool): Show a progress bar. Default: True.
+        device (str, optional): Torch device; default CUDA when available.
+
+    Returns:
+        dict: ``images`` (the list read), ``num_images``, ``classes`` and ``alphas``: one
+        record per alpha (``bg_alpha``, ``mIoU``, ``aAcc``, ``per_class``,
+        ``ignored_fraction``), in the given order; ``best``: the alpha of the highest mIoU.
+    """
+    from mmengine.dataset import pseudo_collate
+    alphas = [float(a) for a in alphas]
+    if not alphas or any(not 0 < a <= 1 for a in alphas):
+        raise ValueError(f'alphas must be background scores in (0, 1], got {alphas}')
+    cfg = load_seam_config(seam_config, data_root, cfg_options)
+    model = build_seam_model(cfg, checkpoint, device)
+    dataset = build_step_images(cfg, 'val_dataloader', ann_file)
+    areas = {a: None for a in alphas}
+    ignored = dict.fromkeys(alphas, 0)
+    pixels = 0
+    for index in step_indices(dataset, progress):
+        batch = model.data_preprocessor(pseudo_collate([dataset.prepare_data(index)]), False)
+        with torch.no_grad():
+            cams, img_labels = model.sample_cams(batch['inputs'][0], batch['data_samples'][0])
+        info = dataset.get_data_info(index)
+        gt = true_mask(info)
+        pixels += gt.size
+        for alpha in alphas:
+            label = model.cams_to_label(cams, img_labels, bg_alpha=alpha)
+            areas[alpha] = accumulate_areas(areas[alpha], label, gt, info['img_path'])
+            ignored[alpha] += int((label == tasks.IGNORE_INDEX).sum())
+    records = []
+    for alpha in alphas:
+        metrics = label_metrics(areas[alpha], model.class_ids)
+        metrics['ignored_fraction'] = round(ignored[alpha] / pixels, 4) if pixels else None
+        records.append(dict(bg_alpha=alpha, **metrics))
+    scored = [r for r in records if not np.isnan(r['mIoU'])]
+    best = max(scored, key=lambda r: r['mIoU'])['bg_alpha'] if scored else None
+    inc = cfg.incremental
+    return dict(config=getattr(cfg, 'filename', None), checkpoint=checkpoint,
+                images=dataset.ann_file,
+                task=inc['task'], step=inc['step'], classes=model.class_ids,
+                num_images=len(dataset), alphas=records, best=best)
 
 
 def accumulate_areas(areas: Optional[List[torch.Tensor]], label: np.ndarray, gt: np.ndarray,
@@ -375,7 +458,7 @@ def make_old_model_labels(plan: StepPlan, seam_cfg: Config, progress: bool = Tru
     device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
     teacher = build_teacher(ConfigDict(plan.teacher_model),  # mmseg reads test_cfg.mode
                             find_last_checkpoint(plan.prev_checkpoint)).to(device).eval()
-    dataset = build_step_train_images(seam_cfg)
+    dataset = build_step_images(seam_cfg)
     out_dir = negatives['label_dir']
     new = np.zeros(256, dtype=bool)
     new[plan.new_classes] = True
@@ -511,7 +594,7 @@ def visualize_cams(seam_config: Union[str, Config],
 
     cfg = load_seam_config(seam_config, data_root, cfg_options)
     model = build_seam_model(cfg, checkpoint, device)
-    dataset = build_step_train_images(cfg)
+    dataset = build_step_images(cfg)
     palette = bgr_palette()
     os.makedirs(out_dir, exist_ok=True)
     written = []

@@ -26,7 +26,7 @@ from ..utils.checkpoint import unwrap_state_dict
 from ..utils.io import atomic_write
 from .plan import StepPlan
 from .results import PSEUDO_LABEL_METRICS_FILE
-from .seam import (accumulate_areas, bgr_palette, build_step_train_images, heat_overlay,
+from .seam import (accumulate_areas, bgr_palette, build_step_images, heat_overlay,
                    label_metrics, pick_images, step_indices, true_mask, write_panels)
 
 
@@ -107,7 +107,7 @@ def evaluate_localizer(plan: StepPlan, cfg: Config, progress: bool = True,
     num_channels = sum(plan.classes_per_step)
     ids = [0] + list(range(num_old, num_channels))
     names = [_channel_name(plan, k) for k in ids]
-    dataset = build_step_train_images(cfg)
+    dataset = build_step_images(cfg)
     areas = None
     ignored = pixels = 0
     for index in step_indices(dataset, progress):
@@ -159,7 +159,7 @@ def visualize_localizer(plan: StepPlan, cfg: Config, out_dir: str,
     model = build_wilson_step(plan, cfg, device)
     num_old = sum(plan.classes_per_step[:-1])
     channel_of = {plan.channels[k]: k for k in range(num_old, sum(plan.classes_per_step))}
-    dataset = build_step_train_images(cfg)
+    dataset = build_step_images(cfg)
     palette = bgr_palette()
     # channel -> class id for the palette (as IncrementalIoUMetric's --out PNGs), 255 kept
     class_of = np.zeros(256, dtype=np.uint8)

@@ -224,7 +224,7 @@ def no_training(monkeypatch):
     _StandInRunner.built = []
     monkeypatch.setattr(RUNNERS, 'build', _StandInRunner)
     monkeypatch.setattr(seam_api, 'build_seam_model', lambda *args, **kwargs: _Seam())
-    monkeypatch.setattr(seam_api, 'build_step_train_images', lambda cfg: [])
+    monkeypatch.setattr(seam_api, 'build_step_images', lambda cfg: [])
     return _StandInRunner.built
 
 

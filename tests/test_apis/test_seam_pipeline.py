@@ -14,7 +14,7 @@ from PIL import Image
 
 from mmincseg.apis import load_step_config, plan_step, run_incremental
 from mmincseg.apis.seam import (label_step_images, load_seam_config, make_pseudo_labels,
-                                visualize_cams)
+                                sweep_bg_alpha, visualize_cams)
 from mmincseg.tasks import IGNORE_INDEX
 from loader_options import NO_WORKERS
 
@@ -184,6 +184,52 @@ def test_make_pseudo_labels_writes_skips_forces_and_evaluates(toy_voc, seam_chec
     assert saved['mIoU'] == forced['mIoU'] and saved['classes'] == [0, 16, 17, 18, 19, 20]
     # evaluating kept files works without re-running the model
     assert _make(toy_voc, seam_checkpoint, out_dir, evaluate=True)['mIoU'] == forced['mIoU']
+
+
+def test_bg_alpha_sweep_scores_each_alpha_as_the_pseudo_label_files(toy_voc, seam_checkpoint,
+                                                                    tmp_path):
+    """One CAM pass labels the images with every alpha; the record of the config's alpha (0.26)
+    is what make_pseudo_labels measures on the same images."""
+    made = _make(toy_voc, seam_checkpoint, tmp_path / 'step1' / 'pl', evaluate=True)
+    train_list = 'ImageSets/Segmentation/train_aug.txt'  # the training images of the config
+    sweep = sweep_bg_alpha(SEAM_CONFIG, seam_checkpoint, [0.5, 0.26, 0.05], ann_file=train_list,
+                           data_root=toy_voc, cfg_options=dict(TINY_SEAM), progress=False,
+                           device='cpu')
+    assert sweep['num_images'] == made['num_images'] and sweep['images'].endswith(train_list)
+    assert [r['bg_alpha'] for r in sweep['alphas']] == [0.5, 0.26, 0.05]
+    at_default = sweep['alphas'][1]
+    for key in ('mIoU', 'aAcc', 'per_class', 'ignored_fraction'):
+        assert at_default[key] == made[key], key
+    by_miou = max(sweep['alphas'], key=lambda r: r['mIoU'])
+    assert sweep['best'] == by_miou['bg_alpha']
+    # a higher background score leaves less foreground: background IoU moves, so do the rest
+    assert len({r['mIoU'] for r in sweep['alphas']}) > 1
+    # the default list is the config's validation set (VOC train's masks, SEAM's protocol)
+    assert sweep_bg_alpha(SEAM_CONFIG, seam_checkpoint, [0.26], data_root=toy_voc,
+                          cfg_options=dict(TINY_SEAM), progress=False,
+                          device='cpu')['images'].endswith('Segmentation/train.txt')
+    with pytest.raises(ValueError, match=r'alphas must be background scores in \(0, 1\]'):
+        sweep_bg_alpha(SEAM_CONFIG, seam_checkpoint, [0.0], data_root=toy_voc)
+
+
+def test_bg_alpha_sweep_cli(toy_voc, seam_checkpoint, tmp_path, repo_root):
+    out = tmp_path / 'sweep.json'
+    cmd = [sys.executable, osp.join(repo_root, 'tools', 'seam_alpha_sweep.py'), SEAM_CONFIG,
+           seam_checkpoint, '--alphas', '0.2', '0.3', '--ann-file',
+           'ImageSets/Segmentation/val.txt', '--out', str(out), '--data-root', toy_voc,
+           '--device', 'cpu', '--cfg-options', 'model.backbone.base_channels=16',
+           'model.backbone.stem_channels=16', 'model.test_cfg.scales=(1.0,)',
+           'model.test_cfg.flip=False']
+    proc = subprocess.run(cmd, cwd=repo_root, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert 'bg_alpha 0.200: mIoU' in proc.stdout and 'best: bg_alpha' in proc.stdout
+    with open(out) as f:
+        record = json.load(f)
+    assert record['images'].endswith('Segmentation/val.txt') and len(record['alphas']) == 2
+    again = subprocess.run(cmd, cwd=repo_root, capture_output=True, text=True)
+    assert again.returncode != 0 and f'--out {out} exists' in again.stderr
+    with open(out) as f:
+        assert json.load(f) == record  # nothing overwritten
 
 
 class _Images:

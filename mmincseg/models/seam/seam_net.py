@@ -440,28 +440,29 @@ class SEAMNet(BaseModel):
                           img_labels=img_labels, use_pcm=cfg['use_pcm'], norm=cfg['norm'])
 
     def cams_to_label(self, cams: Union[np.ndarray, Tensor],
-                      img_labels: Optional[Sequence[int]]) -> np.ndarray:
+                      img_labels: Optional[Sequence[int]],
+                      bg_alpha: Optional[float] = None) -> np.ndarray:
         """Pseudo-label of normalised CAMs with ``test_cfg``'s background score and checks.
 
         Args:
             cams (np.ndarray | Tensor): Has a shape (C, H, W), channels as ``class_ids``.
             img_labels (Sequence[int], optional): Class ids present; None allows every class.
+            bg_alpha (float, optional): Background score instead of ``test_cfg``'s (a sweep
+                over it, :func:`~mmincseg.apis.seam.sweep_bg_alpha`). Default: None.
 
         Returns:
             np.ndarray: uint8 label map of class ids, see :func:`cams_to_pseudo_label`.
         """
         cfg = self.test_cfg
-        return cams_to_pseudo_label(cams, self.class_ids, img_labels, bg_alpha=cfg['bg_alpha'],
+        bg_alpha = cfg['bg_alpha'] if bg_alpha is None else bg_alpha
+        return cams_to_pseudo_label(cams, self.class_ids, img_labels, bg_alpha=bg_alpha,
                                     ignore_below=cfg['ignore_below'],
                                     max_foreground=cfg['max_foreground'],
                                     adaptive_alpha=cfg['adaptive_alpha'])
 
     def predict(self, inputs: Tensor,
                 data_samples: Optional[List[SegDataSample]] = None) -> List[SegDataSample]:
-        """Pseudo-labels from multi-scale, flipped, PCM-refined CAMs.
-
-        Padding added by the data preprocessor is removed, a test-time flip recorded in the
-        metainfo is undone, and the CAMs are resized to ``ori_shape`` when it is known.
+        """Pseudo-labels from multi-scale, flipped, PCM-refined CAMs (:meth:`sample_cams`).
 
         Args:
             inputs (Tensor): Normalised images, has a shape (N, 3, H, W).
@@ -476,20 +477,40 @@ class SEAMNet(BaseModel):
         if not with_labels:
             data_samples = [SegDataSample() for _ in range(inputs.size(0))]
         for img, sample in zip(inputs, data_samples):
-            meta = sample.metainfo
-            height, width = img.shape[-2:]
-            left, right, top, bottom = meta.get('img_padding_size',
-                                                meta.get('padding_size', [0, 0, 0, 0]))
-            img = img[:, top:height - bottom, left:width - right]
-            img_labels = self._labels_of(sample) if with_labels else None
-            cams = self.image_cams(img, img_labels)
-            if meta.get('flip', False):
-                cams = cams.flip(-1 if meta.get('flip_direction') == 'horizontal' else -2)
-            ori_shape = meta.get('ori_shape')
-            if ori_shape is not None and tuple(ori_shape[:2]) != tuple(cams.shape[-2:]):
-                cams = F.interpolate(cams[None], size=tuple(ori_shape[:2]), mode='bilinear',
-                                     align_corners=False)[0]
+            cams, img_labels = self.sample_cams(img, sample, with_labels)
             label = self.cams_to_label(cams, img_labels)
             sample.set_data(dict(pred_sem_seg=PixelData(
                 data=torch.from_numpy(label).long()[None].to(inputs.device))))
         return data_samples
+
+    def sample_cams(self, img: Tensor, sample: SegDataSample,
+                    with_labels: bool = True) -> Tuple[Tensor, Optional[Sequence[int]]]:
+        """Normalised CAMs of one preprocessed image at its original size, and its labels.
+
+        Padding added by the data preprocessor is removed, a test-time flip recorded in the
+        metainfo is undone, and the CAMs are resized to ``ori_shape`` when it is known.
+
+        Args:
+            img (Tensor): One image of the preprocessed batch, has a shape (3, H, W).
+            sample (SegDataSample): Its data sample.
+            with_labels (bool): Keep only the classes of ``metainfo['img_labels']``; False:
+                every foreground class. Default: True.
+
+        Returns:
+            tuple: CAMs of shape (C, H', W') (:meth:`image_cams`) and the image's class ids
+            (None without labels).
+        """
+        meta = sample.metainfo
+        height, width = img.shape[-2:]
+        left, right, top, bottom = meta.get('img_padding_size',
+                                            meta.get('padding_size', [0, 0, 0, 0]))
+        img = img[:, top:height - bottom, left:width - right]
+        img_labels = self._labels_of(sample) if with_labels else None
+        cams = self.image_cams(img, img_labels)
+        if meta.get('flip', False):
+            cams = cams.flip(-1 if meta.get('flip_direction') == 'horizontal' else -2)
+        ori_shape = meta.get('ori_shape')
+        if ori_shape is not None and tuple(ori_shape[:2]) != tuple(cams.shape[-2:]):
+            cams = F.interpolate(cams[None], size=tuple(ori_shape[:2]), mode='bilinear',
+                                 align_corners=False)[0]
+        return cams, img_labels
