@@ -271,24 +271,20 @@ def make_pseudo_labels(seam_config: Union[str, Config],
         return _predict(model, data).pred_sem_seg.data[0].cpu().numpy().astype(np.uint8)
 
     written = skipped = 0
-    areas = None
-    ignored = pixels = 0
+    scores = LabelScores()
     for info, path, label, was_written in label_step_images(
             dataset, out_dir, label_of, force=force, read_existing=evaluate, progress=progress):
         written += was_written
         skipped += not was_written
         if evaluate:
-            areas = accumulate_areas(areas, label, true_mask(info), path)
-            ignored += int((label == tasks.IGNORE_INDEX).sum())
-            pixels += label.size
+            scores.add(label, true_mask(info), path)
     result = dict(out_dir=out_dir, num_images=num_images, written=written, skipped=skipped)
     inc = cfg.incremental
     print_log(f"pseudo-labels of {inc['task']} step {inc['step']}: {written} written, {skipped} "
               f'kept, in {out_dir}', logger='current')
     if evaluate:
-        metrics = label_metrics(areas, model.class_ids)
-        # pixels left unlabelled (255): uncertain band, or maps refused by max_foreground
-        metrics['ignored_fraction'] = round(ignored / pixels, 4) if pixels else None
+        # (pixels left unlabelled, 255: the uncertain band, or maps refused by max_foreground)
+        metrics = scores.metrics(model.class_ids)
         metrics_file = osp.join(osp.dirname(osp.abspath(out_dir.rstrip('/\\'))),
                                 PSEUDO_LABEL_METRICS_FILE)
         record = dict(config=getattr(cfg, 'filename', None), checkpoint=checkpoint,
@@ -344,25 +340,18 @@ def sweep_bg_alpha(seam_config: Union[str, Config],
     cfg = load_seam_config(seam_config, data_root, cfg_options)
     model = build_seam_model(cfg, checkpoint, device)
     dataset = build_step_images(cfg, 'val_dataloader', ann_file)
-    areas = {a: None for a in alphas}
-    ignored = dict.fromkeys(alphas, 0)
-    pixels = 0
+    scores = {alpha: LabelScores() for alpha in alphas}
     for index in step_indices(dataset, progress):
         batch = model.data_preprocessor(pseudo_collate([dataset.prepare_data(index)]), False)
         with torch.no_grad():
             cams, img_labels = model.sample_cams(batch['inputs'][0], batch['data_samples'][0])
         info = dataset.get_data_info(index)
         gt = true_mask(info)
-        pixels += gt.size
         for alpha in alphas:
-            label = model.cams_to_label(cams, img_labels, bg_alpha=alpha)
-            areas[alpha] = accumulate_areas(areas[alpha], label, gt, info['img_path'])
-            ignored[alpha] += int((label == tasks.IGNORE_INDEX).sum())
-    records = []
-    for alpha in alphas:
-        metrics = label_metrics(areas[alpha], model.class_ids)
-        metrics['ignored_fraction'] = round(ignored[alpha] / pixels, 4) if pixels else None
-        records.append(dict(bg_alpha=alpha, **metrics))
+            scores[alpha].add(model.cams_to_label(cams, img_labels, bg_alpha=alpha), gt,
+                              info['img_path'])
+    records = [dict(bg_alpha=alpha, **scores[alpha].metrics(model.class_ids))
+               for alpha in alphas]
     scored = [r for r in records if not np.isnan(r['mIoU'])]
     best = max(scored, key=lambda r: r['mIoU'])['bg_alpha'] if scored else None
     inc = cfg.incremental
@@ -408,6 +397,34 @@ def label_metrics(areas: Optional[List[torch.Tensor]], class_ids: Sequence[int],
     total = label_area.sum()
     a_acc = float(np.round(intersect.sum() / total * 100, 2)) if total else float('nan')
     return dict(mIoU=miou, aAcc=a_acc, per_class=per_class)
+
+
+class LabelScores:
+    """Running scores of label maps against true masks: the IoU areas
+    (:func:`accumulate_areas`) and the share of unlabelled (255) pixels.
+
+    Args:
+        num_classes (int): Label values counted. Default: VOC's 21.
+    """
+
+    def __init__(self, num_classes: int = tasks.NUM_VOC_CLASSES) -> None:
+        self.num_classes = num_classes
+        self.areas: Optional[List[torch.Tensor]] = None
+        self.ignored = self.pixels = 0
+
+    def add(self, label: np.ndarray, gt: np.ndarray, path: str) -> None:
+        """Count one image's ``label`` against its true mask ``gt`` (``path`` names it in the
+        size error)."""
+        self.areas = accumulate_areas(self.areas, label, gt, path, self.num_classes)
+        self.ignored += int((label == tasks.IGNORE_INDEX).sum())
+        self.pixels += label.size
+
+    def metrics(self, class_ids: Sequence[int], names: Optional[Sequence[str]] = None) -> dict:
+        """:func:`label_metrics` plus ``ignored_fraction`` (None before any image)."""
+        metrics = label_metrics(self.areas, class_ids, names)
+        metrics['ignored_fraction'] = (round(self.ignored / self.pixels, 4) if self.pixels
+                                       else None)
+        return metrics
 
 
 # ------------------------------------------------------------------------------ run chain

@@ -26,8 +26,8 @@ from ..utils.checkpoint import unwrap_state_dict
 from ..utils.io import atomic_write
 from .plan import StepPlan
 from .results import PSEUDO_LABEL_METRICS_FILE
-from .seam import (accumulate_areas, bgr_palette, build_step_images, heat_overlay,
-                   label_metrics, pick_images, step_indices, true_mask, write_panels)
+from .seam import (LabelScores, bgr_palette, build_step_images, heat_overlay, pick_images,
+                   step_indices, true_mask, write_panels)
 
 
 def hard_weak_labels(channel_map: np.ndarray, num_old: int, weight: float) -> np.ndarray:
@@ -108,17 +108,13 @@ def evaluate_localizer(plan: StepPlan, cfg: Config, progress: bool = True,
     ids = [0] + list(range(num_old, num_channels))
     names = [_channel_name(plan, k) for k in ids]
     dataset = build_step_images(cfg)
-    areas = None
-    ignored = pixels = 0
+    scores = LabelScores(num_channels)
     for index in step_indices(dataset, progress):
         targets, weight = _targets_at_image_size(model, dataset.prepare_data(index))
         label = hard_weak_labels(targets.argmax(axis=0), num_old, weight)
         info = dataset.get_data_info(index)
-        areas = accumulate_areas(areas, label, true_mask(info), info['img_path'], num_channels)
-        ignored += int((label == tasks.IGNORE_INDEX).sum())
-        pixels += label.size
-    metrics = label_metrics(areas, ids, names)
-    metrics['ignored_fraction'] = round(ignored / pixels, 4) if pixels else None
+        scores.add(label, true_mask(info), info['img_path'])
+    metrics = scores.metrics(ids, names)
     record = dict(config=plan.config, checkpoint=find_last_checkpoint(plan.step_dir),
                   source='wilson_localizer', task=plan.task, step=plan.step,
                   setting=plan.setting, classes=[plan.channels[k] for k in ids],
