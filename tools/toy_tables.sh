@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Reproduces the toy-data tables of docs/results.md (seed's Tables 1 and 2 on the synthetic VOC).
-# Usage: bash tools/toy_tables.sh [table1|table2|table2-seeds|table2-seeds-tables|table10-1|table3|kd|orders|ade|negatives|claim|all]
+# Usage: bash tools/toy_tables.sh [table1|table2|table2-seeds|table2-seeds-tables|table10-1|table3|seam-switches|kd|orders|ade|negatives|claim|all]
 #   (CPU; hours on 2 cores)
 # (table2 = table2-shared + table2-own + its tables; finished runs are skipped when re-run)
 # Two chains run in parallel with one thread each (2 cores); logs go to work_dirs/toy/*.log.
@@ -353,6 +353,51 @@ if [ "$WHAT" = table3 ] || [ "$WHAT" = all ]; then
     summarize "table3 $split" --md "$W/table3_$split.md" --png "$W/table3_$split.png"
   done
   [ ! -f "$W/table3_failed.txt" ] || { cat "$W/table3_failed.txt"; failed=1; }
+fi
+
+if [ "$WHAT" = seam-switches ]; then
+  # SEAM as its authors train it, switch by switch (issue 18 item 1): the 15-5 step-1 SEAM with
+  # SEAM's defaults ("faithful") and with each of its fidelity switches set back to the simpler
+  # variant, each trained once (tools/train.py) and scored on the step's images of toy VAL over
+  # a range of background scores (tools/seam_alpha_sweep.py: the alpha is chosen here, on val).
+  # One chain (SEAM trainings are ~4 min of one core); JSON per variant in $W/seam_switches/.
+  S="$W/seam_switches"; mkdir -p "$S"
+  ALPHAS="0.16 0.21 0.26 0.31 0.36 0.41 0.46 0.51"
+  declare -A SWITCH=(
+    [faithful]=""
+    [no_dropout]="model.dropout_ratio=0"
+    [max_norm]="model.cam_norm=max model.test_cfg.norm=max"
+    [pcm_all_channels]="model.pcm_suppress_non_max=False"
+    [embed_gain_1]="model.pcm_embed_init_gain=1.0"
+    [ecr_through_cam]="model.ecr_detach_target=False model.ecr_max_onehot=False"
+    [no_min_pool]="model.loss_min_pool_weight=0"
+    [backbone_all_trained]="model.backbone.frozen_stages=-1 model.backbone.norm_eval=False model.backbone.norm_cfg.requires_grad=True"
+  )
+  for v in faithful no_dropout max_norm pcm_all_channels embed_gain_1 ecr_through_cam no_min_pool \
+           backbone_all_trained; do
+    opts="incremental.step=1 randomness.seed=$SEED ${SWITCH[$v]}"
+    # (no end-of-training validation: the sweep below is the measure, as in the weak steps)
+    [ -f "$S/$v/step1/seam/step_result.json" ] || $PY tools/train.py \
+      configs/seam/seam_r18_toyvoc_15-5.py --work-dir "$S/$v" --data-root "$D" \
+      --cfg-options $opts train_cfg.val_begin=1000000000 > "$S/$v.log" 2>&1 \
+      || { echo "seam-switches: $v failed"; failed=1; continue; }
+    ckpt=$(ls "$S/$v"/step1/seam/epoch_*.pth | sort -V | tail -1)
+    [ -f "$S/$v.json" ] || $PY tools/seam_alpha_sweep.py configs/seam/seam_r18_toyvoc_15-5.py "$ckpt" \
+      --alphas $ALPHAS --ann-file ImageSets/Segmentation/val.txt --data-root "$D" --out "$S/$v.json" \
+      --cfg-options $opts model.test_cfg.max_foreground=None >> "$S/$v.log" 2>&1 || failed=1
+  done
+  $PY - "$S" <<'PYEOF' > "$W/seam_switches.md"
+import json, os, sys
+d = sys.argv[1]
+print('| SEAM variant | val mIoU at bg_alpha 0.26 | best bg_alpha (val) | val mIoU there |')
+print('|---|---:|---:|---:|')
+for f in sorted(os.listdir(d)):
+    if f.endswith('.json'):
+        r = json.load(open(os.path.join(d, f)))
+        at = {a['bg_alpha']: a['mIoU'] for a in r['alphas']}
+        print(f"| {f[:-5]} | {at.get(0.26)} | {r['best']} | {at[r['best']]} |")
+PYEOF
+  cat "$W/seam_switches.md"
 fi
 
 if [ "$WHAT" = negatives ] || [ "$WHAT" = all ]; then
