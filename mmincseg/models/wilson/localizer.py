@@ -1,10 +1,12 @@
 """WILSON's localizer: a small head on the segmentor's encoder features that learns the new
 classes of a step from image-level labels and gives the segmentor online soft pseudo-labels."""
+import logging
 from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
 from mmcv.cnn import ConvModule
+from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from mmseg.models.utils import resize
 from mmseg.registry import MODELS
@@ -76,6 +78,12 @@ class WilsonLocalizer(BaseModule):
         if len(self.new_classes) != self.num_new:
             raise ValueError(f'WilsonLocalizer new_classes {self.new_classes} must name the '
                              f'{self.num_new} new channels (num_classes - num_old)')
+        if self.num_new == 1:
+            print_log('WILSON on a one-class step: every training image holds the one new class, '
+                      'so its localizer sees no negative image and can learn the class '
+                      'everywhere (on toy 15-1 the model collapsed onto the new class: 0.63 mIoU '
+                      'after 5 steps, docs/results.md); WILSON needs steps of several classes',
+                      logger='current', level=logging.WARNING)
         self.alpha = alpha
         self.warmup_epochs = warmup_epochs
         self.loss_seg_weight = loss_seg_weight

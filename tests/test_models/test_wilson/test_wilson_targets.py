@@ -85,3 +85,24 @@ def test_wilson_seg_loss_sums_channels_means_pixels_weights_images():
     loss = wilson_seg_loss(logits, targets, weights)
     assert loss.item() == pytest.approx(3 * math.log(2) / (1 + 1e-5))
     assert wilson_seg_loss(logits, targets, torch.zeros(2)).item() == 0
+
+
+def test_a_one_class_step_is_warned_about(caplog):
+    """WILSON has no negative image on a one-class step (15-1, 10-1): the localizer says so."""
+    import logging
+
+    from mmengine.logging import MMLogger
+
+    from mmincseg.models.wilson import WilsonLocalizer
+    logger = MMLogger.get_current_instance()
+    logger.addHandler(caplog.handler)
+    try:
+        with caplog.at_level(logging.WARNING):
+            WilsonLocalizer(in_channels=8, num_classes=17, num_old=16, channels=8)
+        assert 'one-class step' in caplog.text
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            WilsonLocalizer(in_channels=8, num_classes=21, num_old=16, channels=8)
+        assert 'one-class step' not in caplog.text
+    finally:
+        logger.removeHandler(caplog.handler)
