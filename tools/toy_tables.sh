@@ -361,6 +361,8 @@ if [ "$WHAT" = seam-switches ]; then
   # variant, each trained once (tools/train.py) and scored on the step's images of toy VAL over
   # a range of background scores (tools/seam_alpha_sweep.py: the alpha is chosen here, on val).
   # One chain (SEAM trainings are ~4 min of one core); JSON per variant in $W/seam_switches/.
+  # SWITCHES picks variants (default all), SEAM_OPTS adds options to every SEAM (e.g. a short
+  # schedule for a smoke test, with WORK= elsewhere).
   S="$W/seam_switches"; mkdir -p "$S"
   ALPHAS="0.16 0.21 0.26 0.31 0.36 0.41 0.46 0.51"
   declare -A SWITCH=(
@@ -373,9 +375,10 @@ if [ "$WHAT" = seam-switches ]; then
     [no_min_pool]="model.loss_min_pool_weight=0"
     [backbone_all_trained]="model.backbone.frozen_stages=-1 model.backbone.norm_eval=False model.backbone.norm_cfg.requires_grad=True"
   )
-  for v in faithful no_dropout max_norm pcm_all_channels embed_gain_1 ecr_through_cam no_min_pool \
-           backbone_all_trained; do
-    opts="incremental.step=1 randomness.seed=$SEED ${SWITCH[$v]}"
+  for v in ${SWITCHES:-faithful no_dropout max_norm pcm_all_channels embed_gain_1 ecr_through_cam \
+           no_min_pool backbone_all_trained}; do
+    [ -n "${SWITCH[$v]+set}" ] || { echo "seam-switches: unknown variant $v"; failed=1; continue; }
+    opts="incremental.step=1 randomness.seed=$SEED ${SWITCH[$v]} ${SEAM_OPTS:-}"
     # (no end-of-training validation: the sweep below is the measure, as in the weak steps)
     [ -f "$S/$v/step1/seam/step_result.json" ] || $PY tools/train.py \
       configs/seam/seam_r18_toyvoc_15-5.py --work-dir "$S/$v" --data-root "$D" \
