@@ -1,12 +1,15 @@
 """Pseudo-label mIoU of a SEAM checkpoint for several background scores, to choose on val.
 
 ``python tools/seam_alpha_sweep.py SEAM_CONFIG SEAM_CHECKPOINT --alphas 0.16 0.21 0.26 0.31
-[--ann-file ImageSets/Segmentation/val.txt] [--out FILE.json] [--data-root DIR]
+[--images val|train] [--ann-file LIST] [--out FILE.json] [--data-root DIR]
 [--cfg-options incremental.step=2]`` labels the step's images of the SEAM config's validation
-set (VOC: the masks of VOC train, SEAM's protocol) or of the list ``--ann-file``, and prints one line per alpha (mIoU, aAcc, share of ignored pixels) and the best one; ``--out``
-also writes the whole record as JSON (refusing to overwrite an existing file). A weak run's SEAM
-of step t: its SEAM config (configs/seam/) with ``--cfg-options incremental.step=t`` and the
-checkpoint ``RUN/step<t>/seam/epoch_*.pth``.
+set (VOC: the masks of VOC train, SEAM's protocol; ``--ann-file
+ImageSets/Segmentation/val.txt``: the val list, same folders) or of its training set
+(``--images train``, the images that get pseudo-labels) and prints one line per alpha (mIoU,
+aAcc, share of ignored pixels) and the best one; ``--out`` also writes the whole record as JSON
+(refusing to overwrite an existing file). A weak run's SEAM of step t: its SEAM config
+(configs/seam/) with ``--cfg-options incremental.step=t`` and the checkpoint
+``RUN/step<t>/seam/epoch_*.pth``.
 """
 import argparse
 import json
@@ -26,8 +29,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('checkpoint', help='SEAMNet checkpoint of that step')
     parser.add_argument('--alphas', nargs='+', type=float, required=True,
                         help='background scores to try, each in (0, 1]')
+    parser.add_argument('--images', choices=('val', 'train'), default='val',
+                        help="the SEAM config's validation dataset (default) or its training "
+                        'dataset')
     parser.add_argument('--ann-file', help="image list relative to the data root instead of "
-                        "the config's validation list, e.g. ImageSets/Segmentation/val.txt")
+                        "that dataset's, e.g. ImageSets/Segmentation/val.txt")
     parser.add_argument('--out', help='also write the record to this JSON file (must not exist)')
     add_data_model_options(parser)
     return parser.parse_args()
@@ -38,7 +44,8 @@ def main() -> None:
     if args.out and osp.exists(args.out):
         sys.exit(f'error: --out {args.out} exists; give another file or remove it')
     try:
-        result = sweep_bg_alpha(args.config, args.checkpoint, args.alphas, ann_file=args.ann_file,
+        result = sweep_bg_alpha(args.config, args.checkpoint, args.alphas,
+                                loader=f'{args.images}_dataloader', ann_file=args.ann_file,
                                 data_root=args.data_root, cfg_options=args.cfg_options,
                                 device=args.device)
     except (ValueError, FileNotFoundError) as e:

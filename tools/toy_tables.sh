@@ -360,7 +360,7 @@ if [ "$WHAT" = seam-switches ]; then
   # SEAM's defaults ("faithful") and with each of its fidelity switches set back to the simpler
   # variant, each trained once (tools/train.py) and scored on the step's images of toy VAL over
   # a range of background scores (tools/seam_alpha_sweep.py: the alpha is chosen here, on val).
-  # One chain (SEAM trainings are ~4 min of one core); JSON per variant in $W/seam_switches/.
+  # One chain (a SEAM and its sweep: ~5 min of one core); JSON per variant in $W/seam_switches/.
   # SWITCHES picks variants (default all), SEAM_OPTS adds options to every SEAM (e.g. a short
   # schedule for a smoke test, with WORK= elsewhere).
   S="$W/seam_switches"; mkdir -p "$S"
@@ -375,30 +375,44 @@ if [ "$WHAT" = seam-switches ]; then
     [no_min_pool]="model.loss_min_pool_weight=0"
     [backbone_all_trained]="model.backbone.frozen_stages=-1 model.backbone.norm_eval=False model.backbone.norm_cfg.requires_grad=True"
   )
-  for v in ${SWITCHES:-faithful no_dropout max_norm pcm_all_channels embed_gain_1 ecr_through_cam \
-           no_min_pool backbone_all_trained}; do
-    [ -n "${SWITCH[$v]+set}" ] || { echo "seam-switches: unknown variant $v"; failed=1; continue; }
-    opts="incremental.step=1 randomness.seed=$SEED ${SWITCH[$v]} ${SEAM_OPTS:-}"
-    # (no end-of-training validation: the sweep below is the measure, as in the weak steps)
-    [ -f "$S/$v/step1/seam/step_result.json" ] || $PY tools/train.py \
-      configs/seam/seam_r18_toyvoc_15-5.py --work-dir "$S/$v" --data-root "$D" \
-      --cfg-options $opts train_cfg.val_begin=1000000000 > "$S/$v.log" 2>&1 \
-      || { echo "seam-switches: $v failed"; failed=1; continue; }
-    ckpt=$(ls "$S/$v"/step1/seam/epoch_*.pth | sort -V | tail -1)
-    [ -f "$S/$v.json" ] || $PY tools/seam_alpha_sweep.py configs/seam/seam_r18_toyvoc_15-5.py "$ckpt" \
-      --alphas $ALPHAS --ann-file ImageSets/Segmentation/val.txt --data-root "$D" --out "$S/$v.json" \
-      --cfg-options $opts model.test_cfg.max_foreground=None >> "$S/$v.log" 2>&1 || failed=1
+  VARIANTS=${SWITCHES:-"faithful no_dropout max_norm pcm_all_channels embed_gain_1 ecr_through_cam
+                        no_min_pool backbone_all_trained"}
+  for v in $VARIANTS; do  # every name checked before hours of training
+    [ -n "${SWITCH[$v]+set}" ] || { echo "seam-switches: unknown variant $v (valid:" \
+      "${!SWITCH[*]})"; exit 2; }
   done
-  $PY - "$S" <<'PYEOF' > "$W/seam_switches.md"
+  for v in $VARIANTS; do
+    opts="incremental.step=1 randomness.seed=$SEED ${SWITCH[$v]} ${SEAM_OPTS:-}"
+    # (no end-of-training validation: the sweep below is the measure, as in the weak steps; a
+    # SEAM trained again gets a new sweep)
+    if [ ! -f "$S/$v/step1/seam/step_result.json" ]; then
+      rm -f "$S/$v.json"
+      $PY tools/train.py configs/seam/seam_r18_toyvoc_15-5.py --work-dir "$S/$v" \
+        --data-root "$D" --cfg-options $opts train_cfg.val_begin=1000000000 > "$S/$v.log" 2>&1 \
+        || { echo "seam-switches: $v: training failed, see $S/$v.log"; failed=1; continue; }
+    fi
+    ckpt=$(ls "$S/$v"/step1/seam/epoch_*.pth 2>/dev/null | sort -V | tail -1) || true
+    [ -n "$ckpt" ] || { echo "seam-switches: $v: no checkpoint in $S/$v/step1/seam"; failed=1
+                        continue; }
+    [ -f "$S/$v.json" ] || $PY tools/seam_alpha_sweep.py configs/seam/seam_r18_toyvoc_15-5.py \
+      "$ckpt" --alphas $ALPHAS --ann-file ImageSets/Segmentation/val.txt --data-root "$D" \
+      --out "$S/$v.json" --cfg-options $opts model.test_cfg.max_foreground=None >> "$S/$v.log" 2>&1 \
+      || { echo "seam-switches: $v: sweep failed, see $S/$v.log"; failed=1; }
+  done
+  # the table of this call's variants only
+  $PY - "$S" $VARIANTS <<'PYEOF' > "$W/seam_switches.md"
 import json, os, sys
-d = sys.argv[1]
+d, variants = sys.argv[1], sys.argv[2:]
 print('| SEAM variant | val mIoU at bg_alpha 0.26 | best bg_alpha (val) | val mIoU there |')
 print('|---|---:|---:|---:|')
-for f in sorted(os.listdir(d)):
-    if f.endswith('.json'):
-        r = json.load(open(os.path.join(d, f)))
-        at = {a['bg_alpha']: a['mIoU'] for a in r['alphas']}
-        print(f"| {f[:-5]} | {at.get(0.26)} | {r['best']} | {at[r['best']]} |")
+for v in variants:
+    path = os.path.join(d, v + '.json')
+    if not os.path.isfile(path):
+        print(f'| {v} | not measured | | |')
+        continue
+    r = json.load(open(path))
+    at = {a['bg_alpha']: a['mIoU'] for a in r['alphas']}
+    print(f"| {v} | {at.get(0.26)} | {r['best']} | {at.get(r['best'])} |")
 PYEOF
   cat "$W/seam_switches.md"
 fi

@@ -125,11 +125,23 @@ def run_incremental(config: str,
 def link_step0(source: str, target: str, classes: Sequence[int]) -> None:
     """Reuse a finished step 0: copy its result record and point at its checkpoint.
 
+    A ``target`` already finished is kept when it holds ``source``'s checkpoint (a re-run).
+
     Raises:
         FileNotFoundError: ``source`` is not a finished step directory.
+        ValueError: ``target`` is finished with another checkpoint (another step 0 linked or
+            trained there), naming both and the fix.
     """
     from ..engine.hooks import find_last_checkpoint
     if step_is_finished(target):
+        mine = osp.abspath(find_last_checkpoint(target))
+        theirs = (osp.abspath(find_last_checkpoint(source)) if step_is_finished(source)
+                  else None)
+        if theirs is not None and mine != theirs:
+            raise ValueError(f'--step0 {source}: {target} is already a finished step 0 with '
+                             f'another checkpoint ({mine}, not {theirs}); its later steps '
+                             'learned from that one. Use a new --work-dir, or move the run away '
+                             'to start it again from this step 0.')
         return
     if not step_is_finished(source):
         raise FileNotFoundError(f'--step0 {source} is not a finished step directory (no '

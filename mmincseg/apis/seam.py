@@ -302,6 +302,7 @@ def make_pseudo_labels(seam_config: Union[str, Config],
 def sweep_bg_alpha(seam_config: Union[str, Config],
                    checkpoint: str,
                    alphas: Sequence[float],
+                   loader: str = 'val_dataloader',
                    ann_file: Optional[str] = None,
                    data_root: Optional[str] = None,
                    cfg_options: Optional[dict] = None,
@@ -312,17 +313,19 @@ def sweep_bg_alpha(seam_config: Union[str, Config],
     Each image's CAMs are computed once (the config's ``test_cfg``: scales, flip, PCM, norm)
     and labelled with every alpha (the other ``test_cfg`` checks kept); each labelling is
     scored against the step-remapped true masks as :func:`make_pseudo_labels` scores its
-    PNGs. Nothing is written. The images are the step's selection from the SEAM config's
-    ``val_dataloader`` (VOC: the masks of VOC train, where SEAM reports its CAMs), or from
-    ``ann_file``: choose alpha on a validation list (``'ImageSets/Segmentation/val.txt'``),
-    report it on the training images.
+    PNGs. Nothing is written. The images are the step's selection from the dataset of the SEAM
+    config's ``loader``: its ``val_dataloader`` by default (VOC: VOC train's masks, where SEAM
+    reports its CAMs), with ``ann_file`` another list of that dataset's folders (choose alpha on
+    ``'ImageSets/Segmentation/val.txt'``); ``'train_dataloader'``: the images that get
+    pseudo-labels (report the chosen alpha there).
 
     Args:
         seam_config (str | Config): A SEAM config (configs/seam/).
         checkpoint (str): The SEAMNet checkpoint of that step.
         alphas (Sequence[float]): Background scores to try, each in (0, 1].
-        ann_file (str, optional): Image list replacing the ``val_dataloader``'s
-            (:func:`build_step_images`). Default: None.
+        loader (str): Dataloader whose dataset is read. Default: 'val_dataloader'.
+        ann_file (str, optional): Image list replacing that dataset's (its image and mask
+            folders kept; :func:`build_step_images`). Default: None.
         data_root (str, optional): Dataset root replacing the config's.
         cfg_options (dict, optional): Config overrides.
         progress (bool): Show a progress bar. Default: True.
@@ -339,12 +342,18 @@ def sweep_bg_alpha(seam_config: Union[str, Config],
         raise ValueError(f'alphas must be background scores in (0, 1], got {alphas}')
     cfg = load_seam_config(seam_config, data_root, cfg_options)
     model = build_seam_model(cfg, checkpoint, device)
-    dataset = build_step_images(cfg, 'val_dataloader', ann_file)
+    ignore_below = model.test_cfg['ignore_below']
+    if ignore_below is not None and min(alphas) < ignore_below:
+        raise ValueError(f'alphas {alphas} go below the config\'s test_cfg.ignore_below='
+                         f'{ignore_below}: sweep alphas >= it, or set '
+                         'model.test_cfg.ignore_below=None')
+    dataset = build_step_images(cfg, loader, ann_file)
     scores = {alpha: LabelScores() for alpha in alphas}
     for index in step_indices(dataset, progress):
         batch = model.data_preprocessor(pseudo_collate([dataset.prepare_data(index)]), False)
         with torch.no_grad():
             cams, img_labels = model.sample_cams(batch['inputs'][0], batch['data_samples'][0])
+        cams = cams.float().cpu().numpy()  # once, not once per alpha
         info = dataset.get_data_info(index)
         gt = true_mask(info)
         for alpha in alphas:
@@ -371,8 +380,9 @@ def accumulate_areas(areas: Optional[List[torch.Tensor]], label: np.ndarray, gt:
     """
     from mmseg.evaluation import IoUMetric
     if label.shape != gt.shape:
-        raise ValueError(f'pseudo-label {path} has size {label.shape}, its true mask {gt.shape}; '
-                         're-make it with --force')
+        raise ValueError(f'label map of {path} has size {label.shape}, its true mask '
+                         f'{gt.shape}; a pseudo-label file of another image size: re-make it '
+                         '(make_pseudo_labels --force)')
     new = IoUMetric.intersect_and_union(torch.from_numpy(label.astype(np.int64)),
                                         torch.from_numpy(gt.astype(np.int64)),
                                         num_classes, tasks.IGNORE_INDEX)

@@ -102,8 +102,9 @@ def test_wilson_step0_is_trained_with_the_sigmoid_loss_as_lwf_mc_step0():
     heads = [wilson.model.decode_head, *wilson.model.auxiliary_head]
     assert all(h.loss_decode == dict(type='OneHotBCELoss', loss_weight=1.0) for h in heads)
     a, b = flat(wilson.to_dict()), flat(lwf_mc.to_dict())
-    differ = {k.rsplit('.', 1)[-1] for k in set(a) | set(b) if a.get(k) != b.get(k)}
-    assert differ == {'method', 'labels'}
+    differ = {k for k in set(a) | set(b) if a.get(k) != b.get(k)}
+    assert differ == {'.incremental.method', '.incremental.labels',  # and the hook's copy of it
+                      '.custom_hooks[0].info.method', '.custom_hooks[0].info.labels'}
     # steps > 0 learn from image labels with WILSON's own loss, not the heads'
     _, step1 = plan_step('configs/wilson/bisenet_r18_toyvoc_15-5_step0.py', RUN, step=1)
     assert step1.model.weak_localizer.type == 'WilsonLocalizer'
@@ -230,7 +231,9 @@ def test_the_new_methods_train_a_step_of_deeplabv3_and_segformer(model, method, 
     torch.save(state, checkpoint)
 
     # step 1: the new class 16 with the method's losses
-    student.load_state_dict(teacher.state_dict(), strict=False)
+    loaded = student.load_state_dict(teacher.state_dict(), strict=False)
+    assert not loaded.unexpected_keys and loaded.missing_keys  # only the new classifier rows
+    assert all('classifiers.1.' in k for k in loaded.missing_keys), loaded.missing_keys
     student.set_teacher(teacher.eval())
     # (MiB's step lr, for which its EWC/PI/RW weights are stable)
     optimizer = torch.optim.SGD([p for p in student.parameters() if p.requires_grad], lr=0.001)

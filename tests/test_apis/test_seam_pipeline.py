@@ -191,11 +191,11 @@ def test_bg_alpha_sweep_scores_each_alpha_as_the_pseudo_label_files(toy_voc, sea
     """One CAM pass labels the images with every alpha; the record of the config's alpha (0.26)
     is what make_pseudo_labels measures on the same images."""
     made = _make(toy_voc, seam_checkpoint, tmp_path / 'step1' / 'pl', evaluate=True)
-    train_list = 'ImageSets/Segmentation/train_aug.txt'  # the training images of the config
-    sweep = sweep_bg_alpha(SEAM_CONFIG, seam_checkpoint, [0.5, 0.26, 0.05], ann_file=train_list,
-                           data_root=toy_voc, cfg_options=dict(TINY_SEAM), progress=False,
-                           device='cpu')
-    assert sweep['num_images'] == made['num_images'] and sweep['images'].endswith(train_list)
+    sweep = sweep_bg_alpha(SEAM_CONFIG, seam_checkpoint, [0.5, 0.26, 0.05],
+                           loader='train_dataloader', data_root=toy_voc,
+                           cfg_options=dict(TINY_SEAM), progress=False, device='cpu')
+    assert sweep['num_images'] == made['num_images']
+    assert sweep['images'].endswith('Segmentation/train_aug.txt')  # the training images
     assert [r['bg_alpha'] for r in sweep['alphas']] == [0.5, 0.26, 0.05]
     at_default = sweep['alphas'][1]
     for key in ('mIoU', 'aAcc', 'per_class', 'ignored_fraction'):
@@ -210,6 +210,10 @@ def test_bg_alpha_sweep_scores_each_alpha_as_the_pseudo_label_files(toy_voc, sea
                           device='cpu')['images'].endswith('Segmentation/train.txt')
     with pytest.raises(ValueError, match=r'alphas must be background scores in \(0, 1\]'):
         sweep_bg_alpha(SEAM_CONFIG, seam_checkpoint, [0.0], data_root=toy_voc)
+    with pytest.raises(ValueError, match=r'below the config.s test_cfg.ignore_below=0.2'):
+        sweep_bg_alpha(SEAM_CONFIG, seam_checkpoint, [0.1, 0.3], data_root=toy_voc,
+                       cfg_options=dict(TINY_SEAM, **{'model.test_cfg.ignore_below': 0.2}),
+                       device='cpu')
 
 
 def test_bg_alpha_sweep_cli(toy_voc, seam_checkpoint, tmp_path, repo_root):

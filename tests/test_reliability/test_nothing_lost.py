@@ -136,6 +136,15 @@ def test_reused_step0_is_recorded_checkpoint_first(tmp_path):
     with pytest.raises(ValueError, match='learned classes'):
         link_step0(source, str(tmp_path / 'other' / 'step0'), [1, 3])
     assert not osp.exists(osp.join(tmp_path, 'other', 'step0', RESULT_FILE))
+    link_step0(source, target, [1, 2])  # a re-run with the same step 0 keeps it
+    # another step 0 for a run whose step 0 is finished: refused, the run left as it was
+    other = make_step(str(tmp_path / 'lwf_mc' / 'step0'))
+    with open(osp.join(other, RESULT_FILE), 'w') as f:
+        json.dump({'step': 0, 'classes': [1, 2]}, f)
+    with pytest.raises(ValueError, match=r'already a finished step 0 with another checkpoint.*'
+                                         r'new --work-dir'):
+        link_step0(other, target, [1, 2])
+    assert resume_checkpoint(target) == osp.join(source, 'iter_3.pth')
 
 
 @pytest.mark.slow
