@@ -46,7 +46,16 @@ table2_rows() {  # table2_rows <split> <joint run>: the markdown + plot of every
 # then `summarize <what> <summarize_results.py options>`.
 failed=0
 row() {
-  if [ -f "$1/results.json" ]; then ROWS+=("$1"); NAMES+=("$2")
+  # (results.json is written after every step: a run is finished when its last step is there)
+  if [ -f "$1/results.json" ] && $PY - "$1/results.json" <<'PYEOF' 2>/dev/null
+import json, sys
+from mmincseg import tasks
+from mmincseg.apis.methods import get_method
+r = json.load(open(sys.argv[1]))
+last = 0 if get_method(r['method']).all_classes_at_once else tasks.num_steps(r['task']) - 1
+sys.exit(0 if r['steps'] and r['steps'][-1]['step'] == last else 1)
+PYEOF
+  then ROWS+=("$1"); NAMES+=("$2")
   else echo "$1 did not finish: left out of its table"; failed=1; fi
 }
 summarize() {
