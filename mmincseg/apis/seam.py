@@ -23,7 +23,6 @@ from typing import Callable, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from mmengine.config import Config, ConfigDict
 from mmengine.logging import print_log
 from PIL import Image
@@ -628,13 +627,10 @@ def visualize_cams(seam_config: Union[str, Config],
     for index in pick_images(dataset, names, num_images):
         info = dataset.get_data_info(index)
         data = model.data_preprocessor(pseudo_collate([dataset.prepare_data(index)]), False)
-        labels = data['data_samples'][0].metainfo['img_labels']
-        with torch.no_grad():
-            cams = model.image_cams(data['inputs'][0], labels)
+        with torch.no_grad():  # (as the pseudo-labels: padding removed, at the original size)
+            cams, labels = model.sample_cams(data['inputs'][0], data['data_samples'][0])
+        cams = cams.float().cpu().numpy()
         image = cv2.imread(info['img_path'], cv2.IMREAD_COLOR)
-        height, width = image.shape[:2]
-        cams = F.interpolate(cams[None], size=(height, width), mode='bilinear',
-                             align_corners=False)[0].cpu().numpy()
         pseudo = model.cams_to_label(cams, labels)
         panels = [(image, 'image')]
         for class_id in labels:
