@@ -431,12 +431,15 @@ if [ "$WHAT" = negatives ] || [ "$WHAT" = all ]; then
   # previous model's confident old-class pixels, incremental.seam.negatives), on table2's step 0.
   [ -f "$W/base/step0/step_result.json" ] || \
     run configs/ft/bisenet_r18_toyvoc_15-5_step0.py --work-dir "$W/base" --steps 0 > "$W/base.log" 2>&1
+  # (the configs' MiB-S, veto and guard on: table3's "MiB-S + veto + guard" run, whose folder
+  # it shares; table3's mib_seam_15-1 is the faithful MiB-S)
   for m in mib_seam mib_seam_neg; do
-    run configs/$m/bisenet_r18_toyvoc_15-1_step0.py --work-dir "$W/${m}_15-1" \
-      --step0 "$W/base/step0" --cfg-options $STEP_OPTS > "$W/${m}_15-1.log" 2>&1 &
+    dir="$W/${m}_15-1"; [ "$m" = mib_seam_neg ] || dir="$W/mib_seam_veto_guard_15-1"
+    run configs/$m/bisenet_r18_toyvoc_15-1_step0.py --work-dir "$dir" \
+      --step0 "$W/base/step0" --cfg-options $STEP_OPTS > "$dir.log" 2>&1 &
   done
   wait
-  $PY tools/summarize_results.py $W/mib_seam_15-1 $W/mib_seam_neg_15-1 \
+  $PY tools/summarize_results.py $W/mib_seam_veto_guard_15-1 $W/mib_seam_neg_15-1 \
     --names "MiB-S" "MiB-S + negatives" --md "$W/negatives_15-1.md"
 fi
 

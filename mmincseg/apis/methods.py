@@ -160,11 +160,13 @@ METHODS: Dict[str, Method] = {
         # MiB's sigmoid loss (its run.sh trains step 0 as `FT_bce`: the old model's sigmoids
         # are the targets of the old channels later); steps > 0 from image-level labels
         # (labels='image', the heads' loss replaced by WILSON's); encoder feature distillation
-        # 1 (--loss_de 1); alpha 0.5, 5 localizer-only epochs (WilsonLocalizer defaults); body
-        # lr x1, heads x10 (--lr_head 10) and localizer lr 0.01 = x10 of the step's 0.001
-        # (--lr_pseudo).
+        # 1 (--loss_de 1); alpha 0.5, 5 localizer-only epochs (WilsonLocalizer defaults); the
+        # localizer's self-training on its PAMR-refined masks after them (--affinity, written
+        # out so a run's config says it); body lr x1, heads x10 (--lr_head 10) and localizer
+        # lr 0.01 = x10 of the step's 0.001 (--lr_pseudo).
         Method('wilson', seg_loss='OneHotBCELoss', feat_kd_weight=1.0,
-               image_model=dict(weak_localizer=dict(type='WilsonLocalizer')),
+               image_model=dict(weak_localizer=dict(type='WilsonLocalizer', affinity=True,
+                                                    self_train_weight=1.0)),
                lr_mult={'decode_head': 10.0, 'auxiliary_head': 10.0, 'localizer': 10.0}),
     )
 }

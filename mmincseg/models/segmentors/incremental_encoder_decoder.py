@@ -664,8 +664,9 @@ class IncrementalEncoderDecoder(EncoderDecoder):
     def weak_loss(self, inputs: Tensor, data_samples: SampleList) -> dict:
         """WILSON's losses of a step learned from image-level labels (``weak_localizer``).
 
-        The localizer learns from the labels and the teacher's prior at every epoch; after its
-        warm-up (the epoch read from mmengine's ``MessageHub``) every head learns the
+        The localizer learns from the labels and the teacher's prior at every epoch, and after
+        its warm-up (the epoch read from mmengine's ``MessageHub``) from its own PAMR-refined
+        masks too (``loss_loc_self``); after the warm-up every head learns the
         localizer's and the teacher's soft targets; ILT-style feature distillation applies if
         configured. No pixel labels are read.
 
@@ -674,7 +675,8 @@ class IncrementalEncoderDecoder(EncoderDecoder):
             data_samples (list[SegDataSample]): With ``metainfo['img_labels']``.
 
         Returns:
-            dict[str, Tensor]: ``loss_loc_cls``, ``loss_loc_prior``, ``decode.loss_wilson_seg``,
+            dict[str, Tensor]: ``loss_loc_cls``, ``loss_loc_prior``, ``loss_loc_self`` (after
+            the warm-up), ``decode.loss_wilson_seg``,
             ``aux_<i>.loss_wilson_seg`` (``aux.*`` for a single head), ``loss_feat_kd``.
         """
         localizer = self.localizer
@@ -683,9 +685,11 @@ class IncrementalEncoderDecoder(EncoderDecoder):
         feats = self.extract_feat(inputs)
         outputs = [(name, head.forward(feats)) for name, head in self.named_heads()]
         encoder_feat = self._localizer_input(feats)
-        losses = localizer.loss(encoder_feat, old_logits, labels)
         epoch = MessageHub.get_current_instance().get_info('epoch') or 0
-        if localizer.warming_up(epoch):
+        warming_up = localizer.warming_up(epoch)
+        losses = localizer.loss(encoder_feat, old_logits, labels,
+                                images=None if warming_up else inputs)
+        if warming_up:
             targets = None
         else:
             targets, weights = localizer.targets(encoder_feat, old_logits, labels)

@@ -5,6 +5,7 @@ from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from mmcv.cnn import ConvModule
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
@@ -12,8 +13,10 @@ from mmseg.models.utils import resize
 from mmseg.registry import MODELS
 from torch import Tensor
 
-from .targets import (image_weights, label_mask, localizer_cls_loss, localizer_prior_loss,
-                      segmentation_targets, soft_pseudo_labels, wilson_seg_loss)
+from .pamr import pamr
+from .targets import (balanced_mask_ce, confident_masks, image_weights, label_mask,
+                      localizer_cls_loss, localizer_prior_loss, segmentation_targets,
+                      soft_pseudo_labels, wilson_seg_loss)
 
 
 @MODELS.register_module()
@@ -27,10 +30,11 @@ class WilsonLocalizer(BaseModule):
     as WILSON's) and, from ``warmup_epochs`` on, gives the segmentor's targets
     (:meth:`targets`): its eval-mode, label-masked softmax mixed with its arg-max (``alpha``)
     for the new classes, the old model's sigmoid for the old ones, the minimum of both
-    backgrounds for background.
-
-    WILSON's further refinement of the localizer by its own PAMR-refined masks (``--affinity``)
-    is not implemented.
+    backgrounds for background. From the same epoch the localizer also learns from its own
+    masks (WILSON's ``--affinity`` run, its published VOC setting): its eval-mode softmax,
+    refined by PAMR on the image (:func:`~mmincseg.models.wilson.pamr`), label-masked, cut to
+    the confident pixels (:func:`confident_masks`) and learned with a class-balanced
+    cross-entropy (:func:`balanced_mask_ce`), as ``loss_loc_self``.
 
     Args:
         in_channels (int): Channels of the encoder feature.
@@ -47,6 +51,14 @@ class WilsonLocalizer(BaseModule):
         loss_cls_weight (float): Weight of the localizer's multi-label loss. Default: 1.0.
         loss_prior_weight (float): Weight of the localisation prior. Default: 1.0.
         focal_lambda (float): Lambda of the nGWP focal penalty. Default: 0.01.
+        self_train_weight (float): Weight of the self-training loss after the warm-up; 0 turns
+            it off. Default: 1.0 (WILSON).
+        affinity (bool): Refine the self-training masks with PAMR; False: the localizer's
+            softmax as it is (WILSON without ``--affinity``). Default: True.
+        pamr_iters (int): PAMR's propagation steps. Default: 10.
+        pamr_dilations (Sequence[int]): PAMR's neighbour distances. Default: (1, 2, 4, 8, 12).
+        cutoffs (Sequence[float]): ``(cutoff_fg, cutoff_bg, cutoff_low)`` of
+            :func:`confident_masks`. Default: (0.6, 0.7, 0.2) (WILSON).
         norm_cfg (dict): Norm layer of the conv blocks. Default: ``dict(type='BN')``.
         init_cfg (dict, optional): MMEngine init config.
     """
@@ -63,6 +75,11 @@ class WilsonLocalizer(BaseModule):
                  loss_cls_weight: float = 1.0,
                  loss_prior_weight: float = 1.0,
                  focal_lambda: float = 0.01,
+                 self_train_weight: float = 1.0,
+                 affinity: bool = True,
+                 pamr_iters: int = 10,
+                 pamr_dilations: Sequence[int] = (1, 2, 4, 8, 12),
+                 cutoffs: Sequence[float] = (0.6, 0.7, 0.2),
                  norm_cfg: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
@@ -90,6 +107,14 @@ class WilsonLocalizer(BaseModule):
         self.loss_cls_weight = loss_cls_weight
         self.loss_prior_weight = loss_prior_weight
         self.focal_lambda = focal_lambda
+        if len(cutoffs) != 3:
+            raise ValueError(f'WilsonLocalizer cutoffs must be (cutoff_fg, cutoff_bg, '
+                             f'cutoff_low), got {cutoffs}')
+        self.self_train_weight = self_train_weight
+        self.affinity = affinity
+        self.pamr_iters = pamr_iters
+        self.pamr_dilations = tuple(pamr_dilations)
+        self.cutoffs = tuple(float(c) for c in cutoffs)
         norm_cfg = norm_cfg or dict(type='BN')
         act_cfg = dict(type='LeakyReLU', negative_slope=0.01)
         self.convs = nn.Sequential(
@@ -143,25 +168,68 @@ class WilsonLocalizer(BaseModule):
         """Whether ``epoch`` (0-based) is a localizer-only epoch."""
         return epoch < self.warmup_epochs
 
-    def loss(self, feat: Tensor, old_logits: Tensor, new_labels: Tensor) -> Dict[str, Tensor]:
+    def loss(self, feat: Tensor, old_logits: Tensor, new_labels: Tensor,
+             images: Optional[Tensor] = None) -> Dict[str, Tensor]:
         """The localizer's own losses.
 
         Args:
             feat (Tensor): Encoder feature, has a shape (N, in_channels, h, w).
             old_logits (Tensor): Old-model logits, has a shape (N, num_old, h', w').
             new_labels (Tensor): Multi-hot labels of the new classes, has a shape (N, num_new).
+            images (Tensor, optional): The (normalised) input images, shape (N, 3, H, W):
+                given after the warm-up, they turn on the self-training loss (when
+                ``self_train_weight > 0``).
 
         Returns:
-            dict[str, Tensor]: ``loss_loc_cls`` and ``loss_loc_prior`` (weighted).
+            dict[str, Tensor]: ``loss_loc_cls``, ``loss_loc_prior`` and, with ``images``,
+            ``loss_loc_self`` (weighted).
         """
+        refined = None
+        if images is not None and self.self_train_weight > 0:
+            refined = self.refined_masks(feat, images, new_labels)  # eval mode, before training
         logits = self(feat)
         if old_logits.shape[2:] != logits.shape[2:]:
             old_logits = resize(old_logits, logits.shape[2:], mode='bilinear',
                                 align_corners=False)
-        return dict(
+        losses = dict(
             loss_loc_cls=self.loss_cls_weight * localizer_cls_loss(logits, new_labels,
                                                                    self.focal_lambda),
             loss_loc_prior=self.loss_prior_weight * localizer_prior_loss(logits, old_logits))
+        if refined is not None:
+            hard = confident_masks(refined, *self.cutoffs)
+            losses['loss_loc_self'] = self.self_train_weight * balanced_mask_ce(
+                logits, hard, new_labels)
+        return losses
+
+    def _eval_logits(self, feat: Tensor) -> Tensor:
+        """Logits of the localizer in eval mode (BN running statistics), no gradient."""
+        was_training = self.training
+        self.eval()
+        with torch.no_grad():
+            logits = self(feat.detach())
+        self.train(was_training)
+        return logits
+
+    @torch.no_grad()
+    def refined_masks(self, feat: Tensor, images: Tensor, new_labels: Tensor) -> Tensor:
+        """The soft masks the localizer trains itself on: its eval-mode softmax, refined by
+        PAMR on the images resized to the feature (``affinity``), channels of classes the image
+        is not labelled with (old classes included) zeroed.
+
+        Args:
+            feat (Tensor): Encoder feature, has a shape (N, in_channels, h, w).
+            images (Tensor): Has a shape (N, 3, H, W).
+            new_labels (Tensor): Multi-hot labels of the new classes, has a shape (N, num_new).
+
+        Returns:
+            Tensor: Has a shape (N, num_classes, h, w).
+        """
+        probs = self._eval_logits(feat).softmax(dim=1)
+        if self.affinity:
+            small = F.interpolate(images.to(probs.dtype), size=probs.shape[2:],
+                                  mode='bilinear', align_corners=True)
+            probs = pamr(small, probs, self.pamr_iters, self.pamr_dilations)
+        return probs * label_mask(new_labels, self.num_old)[:, :, None, None]
 
     @torch.no_grad()
     def targets(self, feat: Tensor, old_logits: Tensor,
@@ -178,10 +246,7 @@ class WilsonLocalizer(BaseModule):
         Returns:
             tuple[Tensor, Tensor]: Targets (N, num_classes, h', w') and weights (N,).
         """
-        was_training = self.training
-        self.eval()
-        logits = self(feat.detach())
-        self.train(was_training)
+        logits = self._eval_logits(feat)
         if logits.shape[2:] != old_logits.shape[2:]:
             logits = resize(logits, old_logits.shape[2:], mode='bilinear', align_corners=False)
         pseudo = soft_pseudo_labels(logits, label_mask(new_labels, self.num_old), self.alpha)

@@ -164,3 +164,59 @@ def wilson_seg_loss(logits: Tensor, targets: Tensor, weights: Tensor) -> Tensor:
     per_image = F.binary_cross_entropy_with_logits(
         logits, targets, reduction='none').sum(dim=1).flatten(1).mean(dim=1)
     return (weights * per_image).sum() / (weights.sum() + 1e-5)
+
+
+def confident_masks(masks: Tensor, cutoff_fg: float = 0.6, cutoff_bg: float = 0.7,
+                    cutoff_low: float = 0.2) -> Tensor:
+    """Hard masks of the pixels each channel is confident about (WILSON's ``pseudo_gtmask``).
+
+    A pixel belongs to channel c when its score exceeds ``max(cutoff * max_c, cutoff_low)``,
+    ``max_c`` the channel's highest score in the image (``cutoff_bg`` for channel 0,
+    ``cutoff_fg`` for the others); a pixel claimed by several channels belongs to none.
+
+    Args:
+        masks (Tensor): Soft masks, has a shape (N, C, h, w).
+        cutoff_fg (float): Share of its maximum a foreground channel must exceed. Default: 0.6.
+        cutoff_bg (float): The same for the background channel. Default: 0.7.
+        cutoff_low (float): No channel takes a pixel at or below this score. Default: 0.2.
+
+    Returns:
+        Tensor: 0/1 masks of the same shape (float); a pixel has at most one 1.
+    """
+    flat = masks.flatten(2)
+    cut = flat.max(dim=-1, keepdim=True)[0].clone()
+    cut[:, :1] *= cutoff_bg
+    cut[:, 1:] *= cutoff_fg
+    hard = (flat > cut.clamp(min=cutoff_low)).to(masks.dtype)
+    hard = hard * (hard.sum(dim=1, keepdim=True) <= 1).to(masks.dtype)
+    return hard.view_as(masks)
+
+
+def balanced_mask_ce(logits: Tensor, hard_masks: Tensor, new_labels: Tensor) -> Tensor:
+    """The localizer's self-training loss on its refined masks (WILSON's
+    ``balanced_mask_loss_ce``): cross-entropy towards each pixel's channel, weighted per pixel
+    by ``1 - n_c / (1 + n)`` (``n_c`` the image's pixels of that channel, ``n`` of all
+    channels), unassigned pixels contributing 0, averaged over the image's pixels; an image
+    counts only when its masks hold exactly background plus its labelled new classes.
+
+    Args:
+        logits (Tensor): Localizer logits (training mode), has a shape (N, C, h, w).
+        hard_masks (Tensor): From :func:`confident_masks`, has a shape (N, C, h', w').
+        new_labels (Tensor): Multi-hot labels of the new classes, has a shape (N, n_new).
+
+    Returns:
+        Tensor: Scalar loss (mean over all N images, the ones that do not count as 0).
+    """
+    if logits.shape[2:] != hard_masks.shape[2:]:
+        logits = F.interpolate(logits, size=hard_masks.shape[2:], mode='bilinear',
+                               align_corners=True)
+    n = hard_masks.size(0)
+    target = hard_masks.argmax(dim=1)
+    target[hard_masks.sum(dim=1) < 1] = 255
+    per_class = hard_masks.flatten(2).sum(-1)  # (N, C)
+    total = per_class.sum(-1, keepdim=True)
+    class_weight = (total - per_class) / (1 + total)
+    pixel_weight = (hard_masks * class_weight[:, :, None, None]).sum(dim=1).view(n, -1)
+    ce = F.cross_entropy(logits, target, ignore_index=255, reduction='none').view(n, -1)
+    counts = (new_labels.sum(-1) + 1) == (per_class > 0).sum(-1)
+    return (counts.to(ce.dtype) * (pixel_weight * ce).mean(-1)).mean()

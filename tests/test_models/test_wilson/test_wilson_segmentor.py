@@ -49,6 +49,7 @@ def test_warm_up_trains_the_localizer_only_then_every_head(models):
             'loss_feat_kd'} <= set(losses)
     assert any(k.startswith('aux') and k.endswith('loss_wilson_seg') for k in losses)
     assert all(losses[k].item() == 0 for k in losses if k.endswith('loss_wilson_seg'))
+    assert 'loss_loc_self' not in losses  # the localizer's self-training starts after warm-up
     sum(losses.values()).backward()
     assert student.localizer.classifier.weight.grad.abs().sum() > 0
     assert student.decode_head.conv_seg.classifiers[1].weight.grad is None or \
@@ -57,6 +58,7 @@ def test_warm_up_trains_the_localizer_only_then_every_head(models):
     _epoch(student.localizer.warmup_epochs)
     losses = student.loss(inputs, samples)
     assert losses['decode.loss_wilson_seg'].item() > 0
+    assert torch.isfinite(losses['loss_loc_self'])  # on its PAMR-refined masks
     sum(losses.values()).backward()
     assert student.decode_head.conv_seg.classifiers[1].weight.grad.abs().sum() > 0
     _epoch(0)
@@ -103,7 +105,8 @@ def test_localizer_is_step_local_and_needs_image_labels(models):
 
 def test_wilson_config_resolution(tmp_path):
     step1 = load_step_config(CONFIG, work_dir=str(tmp_path), cfg_options={'incremental.step': 1})
-    assert step1.model.weak_localizer == dict(type='WilsonLocalizer',
+    assert step1.model.weak_localizer == dict(type='WilsonLocalizer', affinity=True,
+                                              self_train_weight=1.0,
                                               new_classes=[16, 17, 18, 19, 20])
     types = [t['type'] for t in step1.train_dataloader.dataset.pipeline]
     assert 'LoadAnnotations' not in types and 'CheckSegSample' not in types
