@@ -177,6 +177,23 @@ def _device_of(model) -> torch.device:
     return next(model.parameters()).device
 
 
+def one_image_batch(model, data: dict) -> dict:
+    """One ``dataset.prepare_data`` item through the model's data preprocessor as a batch of
+    one (no training augmentation): ``inputs`` (1, 3, H, W) and ``data_samples``."""
+    from mmengine.dataset import pseudo_collate
+    return model.data_preprocessor(pseudo_collate([data]), False)
+
+
+def image_cams(model, dataset, index: int) -> Tuple[np.ndarray, List[int]]:
+    """A SEAM's CAMs of one step image, as the pseudo-labels take them
+    (:meth:`SEAMNet.sample_cams`: padding removed, at the original size), as float numpy, and
+    the image's labels."""
+    batch = one_image_batch(model, dataset.prepare_data(index))
+    with torch.no_grad():
+        cams, labels = model.sample_cams(batch['inputs'][0], batch['data_samples'][0])
+    return cams.float().cpu().numpy(), labels
+
+
 def _predict(model, data: dict):
     from mmengine.dataset import pseudo_collate
     with torch.no_grad():
@@ -335,7 +352,6 @@ def sweep_bg_alpha(seam_config: Union[str, Config],
         record per alpha (``bg_alpha``, ``mIoU``, ``aAcc``, ``per_class``,
         ``ignored_fraction``), in the given order; ``best``: the alpha of the highest mIoU.
     """
-    from mmengine.dataset import pseudo_collate
     alphas = [float(a) for a in alphas]
     if not alphas or any(not 0 < a <= 1 for a in alphas):
         raise ValueError(f'alphas must be background scores in (0, 1], got {alphas}')
@@ -349,10 +365,7 @@ def sweep_bg_alpha(seam_config: Union[str, Config],
     dataset = build_step_images(cfg, loader, ann_file)
     scores = {alpha: LabelScores() for alpha in alphas}
     for index in step_indices(dataset, progress):
-        batch = model.data_preprocessor(pseudo_collate([dataset.prepare_data(index)]), False)
-        with torch.no_grad():
-            cams, img_labels = model.sample_cams(batch['inputs'][0], batch['data_samples'][0])
-        cams = cams.float().cpu().numpy()  # once, not once per alpha
+        cams, img_labels = image_cams(model, dataset, index)  # once, not once per alpha
         info = dataset.get_data_info(index)
         gt = true_mask(info)
         for alpha in alphas:
@@ -616,7 +629,6 @@ def visualize_cams(seam_config: Union[str, Config],
         list[str]: The written files.
     """
     import cv2
-    from mmengine.dataset import pseudo_collate
 
     cfg = load_seam_config(seam_config, data_root, cfg_options)
     model = build_seam_model(cfg, checkpoint, device)
@@ -626,10 +638,7 @@ def visualize_cams(seam_config: Union[str, Config],
     written = []
     for index in pick_images(dataset, names, num_images):
         info = dataset.get_data_info(index)
-        data = model.data_preprocessor(pseudo_collate([dataset.prepare_data(index)]), False)
-        with torch.no_grad():  # (as the pseudo-labels: padding removed, at the original size)
-            cams, labels = model.sample_cams(data['inputs'][0], data['data_samples'][0])
-        cams = cams.float().cpu().numpy()
+        cams, labels = image_cams(model, dataset, index)  # as the pseudo-labels see them
         image = cv2.imread(info['img_path'], cv2.IMREAD_COLOR)
         pseudo = model.cams_to_label(cams, labels)
         panels = [(image, 'image')]

@@ -26,8 +26,8 @@ from ..utils.checkpoint import unwrap_state_dict
 from ..utils.io import atomic_write
 from .plan import StepPlan
 from .results import PSEUDO_LABEL_METRICS_FILE
-from .seam import (LabelScores, bgr_palette, build_step_images, heat_overlay, pick_images,
-                   step_indices, true_mask, write_panels)
+from .seam import (LabelScores, bgr_palette, build_step_images, heat_overlay, one_image_batch,
+                   pick_images, step_indices, true_mask, write_panels)
 
 
 def hard_weak_labels(channel_map: np.ndarray, num_old: int, weight: float) -> np.ndarray:
@@ -77,8 +77,7 @@ def build_wilson_step(plan: StepPlan, cfg: Config, device: Optional[str] = None)
 
 def _targets_at_image_size(model, data: dict) -> Tuple[np.ndarray, float]:
     """The step's targets (C, H, W) at the original image size and the image's weight."""
-    from mmengine.dataset import pseudo_collate
-    batch = model.data_preprocessor(pseudo_collate([data]), False)
+    batch = one_image_batch(model, data)
     targets, weights = model.weak_targets(batch['inputs'], batch['data_samples'])
     sample = model.postprocess_result(targets, batch['data_samples'])[0]
     return sample.seg_logits.data.cpu().numpy(), float(weights[0])
