@@ -256,3 +256,41 @@ def test_the_new_methods_train_a_step_of_deeplabv3_and_segformer(model, method, 
         optimizer.step()
     assert all(torch.isfinite(losses[k]) and losses[k] > 0 for k in METHOD_LOSSES[method])
     assert student.decode_head.conv_seg.classifiers[1].weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize('model', sorted(SMALL_MODELS))
+def test_wilson_trains_a_weak_step_of_deeplabv3_and_segformer(model):
+    """``method='wilson', labels='image'`` on a DeepLabV3 (one input map: ASPP's) and a
+    SegFormer-B0 (four: the localizer reads the deepest): every WILSON loss is there and
+    finite after the warm-up, and trains the new classifier and the localizer."""
+    import torch
+    from mmengine.logging import MessageHub
+    from mmseg.registry import MODELS
+    from mmseg.structures import SegDataSample
+    config = f'configs/mib/{model}_toyvoc_15-5_step0.py'
+    options = dict(SMALL_MODELS[model], **{'incremental.method': 'wilson',
+                                           'incremental.labels': 'image'})
+    _, cfg0 = plan_step(config, RUN, cfg_options=options, step=0)
+    _, cfg1 = plan_step(config, RUN, cfg_options=options, step=1)
+    torch.manual_seed(0)
+    teacher, student = MODELS.build(cfg0.model), MODELS.build(cfg1.model)
+    assert student.localizer is not None and teacher.localizer is None
+    student.load_state_dict(teacher.state_dict(), strict=False)
+    student.set_teacher(teacher.eval())
+    student.train()
+    inputs = torch.randn(2, 3, 64, 64)
+    samples = [SegDataSample(metainfo=dict(img_labels=labels, img_shape=(64, 64)))
+               for labels in ([16, 18], [20])]
+    hub = MessageHub.get_current_instance()
+    hub.update_info('epoch', student.localizer.warmup_epochs)
+    try:
+        losses = student.loss(inputs, samples)
+    finally:
+        hub.update_info('epoch', 0)
+    assert {'loss_loc_cls', 'loss_loc_prior', 'loss_loc_self', 'decode.loss_wilson_seg',
+            'loss_feat_kd'} <= set(losses), sorted(losses)
+    total = sum(v for k, v in losses.items() if 'loss' in k)
+    assert torch.isfinite(total)
+    total.backward()
+    assert student.decode_head.conv_seg.classifiers[1].weight.grad.abs().sum() > 0
+    assert student.localizer.classifier.weight.grad.abs().sum() > 0

@@ -192,7 +192,8 @@ class IncrementalEncoderDecoder(EncoderDecoder):
             another layout than the architecture built. Defaults to False.
         weak_localizer (dict, optional): A step learned from image-level labels (WILSON): the
             config of a :class:`~mmincseg.models.wilson.WilsonLocalizer` on the feature the
-            decode head reads (``in_channels``, ``num_classes``, ``num_old`` filled in here).
+            decode head reads, the deepest one for a head that reads several (``in_channels``,
+            ``num_classes``, ``num_old`` filled in here).
             With a teacher, :meth:`loss` is then :meth:`weak_loss`. Its weights are step-local:
             a model without a localizer ignores ``localizer.*`` entries of a state dict.
             Defaults to None.
@@ -247,7 +248,10 @@ class IncrementalEncoderDecoder(EncoderDecoder):
         self.localizer = None
         if weak_localizer is not None:
             cfg = dict(weak_localizer)
-            cfg.setdefault('in_channels', self.decode_head.in_channels)
+            in_channels = self.decode_head.in_channels  # a list: the deepest map's
+            if isinstance(in_channels, (list, tuple)):
+                in_channels = in_channels[-1]
+            cfg.setdefault('in_channels', in_channels)
             cfg.setdefault('num_classes', self.num_classes)
             cfg.setdefault('num_old', sum(self.classes_per_step[:-1]))
             self.localizer = MODELS.build(cfg)
@@ -623,11 +627,12 @@ class IncrementalEncoderDecoder(EncoderDecoder):
                                         old_pod_feats)
 
     def _localizer_input(self, feats) -> Tensor:
-        """The encoder feature WILSON's localizer reads: the decode head's input."""
+        """The encoder feature WILSON's localizer reads: the decode head's input, or the
+        deepest of its inputs for a head that reads several maps (SegFormer's, UPerNet's), as
+        WILSON's localizer reads the backbone's last stage."""
         encoder_feat = self.decode_head._transform_inputs(feats)
-        if not isinstance(encoder_feat, Tensor):
-            raise ValueError('weak_localizer needs a decode head that reads one feature map '
-                             '(in_index an int, input_transform None or resize_concat)')
+        if isinstance(encoder_feat, (list, tuple)):
+            encoder_feat = encoder_feat[-1]
         return encoder_feat
 
     @torch.no_grad()
