@@ -456,16 +456,20 @@ if [ "$WHAT" = claim ]; then
   # available) and no config names a device. Not part of `all`.
   # Writes claim_15-5.md / claim_15-1.md (base / novel / all mIoU after the last step, train s of
   # all steps: 15-1's include its reused step 0) and claim_seconds.md (train s of every step).
-  CLAIM_MODELS=${CLAIM_MODELS:-"bisenet_r18 bisenet_r101 bisenet_seed_r101 deeplabv3_r101"}
+  CLAIM_MODELS=${CLAIM_MODELS:-"bisenet_r101 bisenet_seed_r101 deeplabv3_r101 bisenet_r18"}
   $PY tools/toy_pretrain.py --arch resnet18_v1c > /dev/null
   $PY tools/toy_pretrain.py --arch resnet101_v1c > /dev/null
+  # 15-5 of every model first (step 0 + step 1), then the 15-1 runs: a run cut short leaves whole
+  # 15-5 rows, and re-running the target skips the finished steps.
   for m in $CLAIM_MODELS; do
     run configs/mib/${m}_toyvoc_15-5_step0.py --work-dir "$W/claim_${m}_15-5" --steps 0 \
-      > "$W/claim_${m}_15-5.log" 2>&1
+      >> "$W/claim_${m}_15-5.log" 2>&1
     run configs/mib/${m}_toyvoc_15-5_step0.py --work-dir "$W/claim_${m}_15-5" \
       --cfg-options $STEP_OPTS >> "$W/claim_${m}_15-5.log" 2>&1
+  done
+  for m in $CLAIM_MODELS; do
     run configs/mib/${m}_toyvoc_15-1_step0.py --work-dir "$W/claim_${m}_15-1" \
-      --step0 "$W/claim_${m}_15-5/step0" --cfg-options $STEP_OPTS > "$W/claim_${m}_15-1.log" 2>&1
+      --step0 "$W/claim_${m}_15-5/step0" --cfg-options $STEP_OPTS >> "$W/claim_${m}_15-1.log" 2>&1
   done
   for split in 15-5 15-1; do
     runs=(); names=()
