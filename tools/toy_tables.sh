@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Reproduces the toy-data tables of docs/results.md (seed's Tables 1 and 2 on the synthetic VOC).
-# Usage: bash tools/toy_tables.sh [table1|table2|table2-seeds|table2-seeds-tables|table10-1|table3|seam-switches|kd|orders|ade|negatives|claim|all]
+# Usage: bash tools/toy_tables.sh [table1|table2|table2-seeds|table2-seeds-tables|table10-1|table3|seam-switches|kd|orders|ade|negatives|claim|models|all]
 #   (CPU; hours on 2 cores)
 # (table2 = table2-shared + table2-own + its tables; finished runs are skipped when re-run)
 # Two chains run in parallel with one thread each (2 cores); logs go to work_dirs/toy/*.log.
@@ -489,6 +489,30 @@ for m in models:
 EOF
 fi
 
+if [ "$WHAT" = models ]; then
+  # docs/results_models.md: other mmseg models made incremental by the same mechanism, toy 15-5,
+  # MiB and FT (FT reuses MiB's step 0), one seed. CPU budget: M_EPOCHS (default 8) epochs for
+  # step 0 and step 1 instead of the toy schedule's 30 / 15; the R101 models start from the toy
+  # ResNetV1c-101, SegFormer-B0 and BiSeNetV2 from scratch (no toy MiT / BiSeNetV2 pretraining).
+  # Two chains, one per core. Not part of `all`.
+  E_M=${M_EPOCHS:-8}
+  M_OPTS="train_cfg.max_epochs=$E_M param_scheduler.0.end=$E_M"
+  mchain() {
+    for m in "$@"; do
+      run configs/mib/${m}_toyvoc_15-5_step0.py --work-dir "$W/models_mib_$m" --cfg-options $M_OPTS
+      run configs/ft/${m}_toyvoc_15-5_step0.py --work-dir "$W/models_ft_$m" \
+        --step0 "$W/models_mib_$m/step0" --cfg-options $M_OPTS
+    done
+  }
+  M_A=${M_A-"deeplabv3plus_r101 segformer_b0"}
+  M_B=${M_B-"pspnet_r101 bisenetv2"}
+  mchain $M_A >> "$W/models_a.log" 2>&1 &
+  mchain $M_B >> "$W/models_b.log" 2>&1 &
+  wait
+  ROWS=(); NAMES=()
+  for m in $M_A $M_B; do row "$W/models_ft_$m" "$m FT"; row "$W/models_mib_$m" "$m MiB"; done
+  summarize models --md "$W/models_15-5.md"
+fi
 if [ "$WHAT" = table1 ] || [ "$WHAT" = all ]; then
   # Seed's Table 1 on toy data: BiSeNet R18 / R50 / R101 trained jointly, mIoU and pixel accuracy.
   # CPU budget: T1_EPOCHS (default 8) epochs each instead of the toy schedule's 30.
