@@ -42,26 +42,39 @@ table2_rows() {  # table2_rows <split> <joint run>: the markdown + plot of every
 }
 
 # Rows of a summary table that tolerate missing runs: `ROWS=(); NAMES=()`, then `row <run dir>
-# <name>` per row (a run without results.json is named and left out, and the target exits 1),
-# then `summarize <what> <summarize_results.py options>`.
+# <name>` per row, then `summarize <what> <summarize_results.py options>`: a run that did not
+# finish is named and left out, and the target exits 1.
 failed=0
-row() {
-  # (results.json is written after every step: a run is finished when its last step is there)
-  if [ -f "$1/results.json" ] && $PY - "$1/results.json" <<'PYEOF' 2>/dev/null
-import json, sys
-from mmincseg import tasks
-from mmincseg.apis.methods import get_method
-r = json.load(open(sys.argv[1]))
-last = 0 if get_method(r['method']).all_classes_at_once else tasks.num_steps(r['task']) - 1
-sys.exit(0 if r['steps'] and r['steps'][-1]['step'] == last else 1)
-PYEOF
-  then ROWS+=("$1"); NAMES+=("$2")
-  else echo "$1 did not finish: left out of its table"; failed=1; fi
-}
+row() { ROWS+=("$1"); NAMES+=("$2"); }
 summarize() {
   local what=$1; shift
-  if [ ${#ROWS[@]} = 0 ]; then echo "$what: no finished run"; failed=1; return; fi
-  $PY tools/summarize_results.py "${ROWS[@]}" --names "${NAMES[@]}" "$@" || failed=1
+  local done_rows=() done_names=() finished i
+  # One Python for every row: results.json is written after every step, so a run is finished
+  # when its last step is there; prints the indices of the finished rows.
+  finished=$($PY - "${ROWS[@]}" <<'PYEOF'
+import json, os, sys
+from mmincseg import tasks
+from mmincseg.apis.methods import get_method
+for i, run in enumerate(sys.argv[1:]):
+    try:
+        with open(os.path.join(run, 'results.json')) as f:
+            r = json.load(f)
+        last = 0 if get_method(r['method']).all_classes_at_once else tasks.num_steps(r['task']) - 1
+    except OSError:  # no results.json yet
+        continue
+    except (ValueError, KeyError) as e:
+        print(f'{run}/results.json: {e!r}', file=sys.stderr)
+        continue
+    if r['steps'] and r['steps'][-1]['step'] == last:
+        print(i)
+PYEOF
+  ) || failed=1
+  for i in "${!ROWS[@]}"; do
+    if grep -qx "$i" <<< "$finished"; then done_rows+=("${ROWS[$i]}"); done_names+=("${NAMES[$i]}")
+    else echo "${ROWS[$i]} did not finish: left out of its table"; failed=1; fi
+  done
+  if [ ${#done_rows[@]} = 0 ]; then echo "$what: no finished run"; failed=1; return; fi
+  $PY tools/summarize_results.py "${done_rows[@]}" --names "${done_names[@]}" "$@" || failed=1
 }
 
 own() {  # own <method>...: 15-5 with its own step 0, then 15-1 from that step 0
