@@ -60,12 +60,13 @@ for i, run in enumerate(sys.argv[1:]):
         with open(os.path.join(run, 'results.json')) as f:
             r = json.load(f)
         last = 0 if get_method(r['method']).all_classes_at_once else tasks.num_steps(r['task']) - 1
+        finished = bool(r['steps']) and r['steps'][-1]['step'] == last
     except OSError:  # no results.json yet
         continue
-    except (ValueError, KeyError) as e:
+    except (ValueError, KeyError, IndexError) as e:
         print(f'{run}/results.json: {e!r}', file=sys.stderr)
         continue
-    if r['steps'] and r['steps'][-1]['step'] == last:
+    if finished:
         print(i)
 PYEOF
   ) || failed=1
