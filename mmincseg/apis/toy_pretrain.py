@@ -1,7 +1,8 @@
 """Toy "ImageNet" pretraining: the weights toy configs load as VOC configs load ImageNet's.
 
 Real runs fine-tune ``open-mmlab://resnet18_v1c`` (mmseg ``ResNetV1c``: deep stem
-``stem.0 ... stem.7``, keys without ``backbone.``). The toy runs fine-tune the same layout, trained
+``stem.0 ... stem.7``, keys without ``backbone.``) or mmseg's MiT-B0 file (``MixVisionTransformer``
+keys ``layers.*``). The toy runs fine-tune the same layouts (:data:`ARCHITECTURES`), trained
 here on the toy classification set (:mod:`mmincseg.datasets.toy_classification`) by MMEngine's
 Runner, and name it the same way in a config::
 
@@ -44,14 +45,21 @@ except ImportError:  # pragma: no cover
 
 SCHEME = 'mmincseg-toy://'
 #: Architectures the scheme makes: name -> mmseg backbone config (the layouts of
-#: ``open-mmlab://resnet{18,50,101}_v1c``).
+#: ``open-mmlab://resnet{18,50,101}_v1c`` and of mmseg's MiT-B0 ImageNet file, which
+#: ``configs/_base_/models/segformer_b0.py`` loads).
 ARCHITECTURES: Dict[str, dict] = {
-    f'resnet{depth}_v1c': dict(type='ResNetV1c', depth=depth, in_channels=3, num_stages=4,
-                               out_indices=(3, ), norm_cfg=dict(type='BN', requires_grad=True),
-                               norm_eval=False, style='pytorch', contract_dilation=True)
-    for depth in (18, 50, 101)
+    **{f'resnet{depth}_v1c': dict(type='ResNetV1c', depth=depth, in_channels=3, num_stages=4,
+                                  out_indices=(3, ), norm_cfg=dict(type='BN', requires_grad=True),
+                                  norm_eval=False, style='pytorch', contract_dilation=True)
+       for depth in (18, 50, 101)},
+    'mit_b0': dict(type='MixVisionTransformer', in_channels=3, embed_dims=32, num_stages=4,
+                   num_layers=[2, 2, 2, 2], num_heads=[1, 2, 5, 8], patch_sizes=[7, 3, 3, 3],
+                   sr_ratios=[8, 4, 2, 1], out_indices=(3, ), mlp_ratio=4, qkv_bias=True,
+                   drop_rate=0.0, attn_drop_rate=0.0, drop_path_rate=0.1),
 }
-FEATURE_CHANNELS = {'resnet18_v1c': 512, 'resnet50_v1c': 2048, 'resnet101_v1c': 2048}
+#: Channels of each architecture's last output (what the classifier reads).
+FEATURE_CHANNELS = {'resnet18_v1c': 512, 'resnet50_v1c': 2048, 'resnet101_v1c': 2048,
+                    'mit_b0': 256}
 #: What the default toy checkpoint is trained with (measured: see README, toy pretraining).
 DEFAULT_RECIPE = dict(image_size=64, num_images=4000, num_val=500, epochs=6, lr=0.1,
                       weight_decay=5e-4, batch_size=64, seed=0)
@@ -66,9 +74,10 @@ class ToyImageClassifier(BaseModel):
 
     The shape of mmpretrain's ``ImageClassifier`` (``GlobalAveragePooling`` neck,
     ``LinearClsHead``), built from mmseg's registry so that its backbone is mmseg's
-    ``ResNetV1c``: the state dict of ``self.backbone`` is the layout of
-    ``open-mmlab://resnet*_v1c`` (mmpretrain's ``ResNetV1c`` names its stem ``stem.0.conv``, and
-    mmpretrain needs torchvision, which this install does not have).
+    (``ResNetV1c``, ``MixVisionTransformer``): the state dict of ``self.backbone`` is the layout
+    of ``open-mmlab://resnet*_v1c`` and of mmseg's MiT-B0 file (mmpretrain's ``ResNetV1c`` names
+    its stem ``stem.0.conv``, and mmpretrain needs torchvision, which this install does not
+    have).
 
     Args:
         backbone (dict): mmseg backbone config; its last output is classified.

@@ -167,6 +167,7 @@ SMALL_MODELS = {
                        'model.auxiliary_head.in_channels': 256,
                        'model.auxiliary_head.channels': 16},
     'segformer_b0': {'model.backbone.embed_dims': 16, 'model.backbone.num_layers': [1, 1, 1, 1],
+                     'model.backbone.init_cfg': None,  # a thin MiT: not the toy MiT-B0's layout
                      'model.decode_head.in_channels': [16, 32, 80, 128],
                      'model.decode_head.channels': 32},
 }

@@ -80,6 +80,30 @@ def test_scheme_builds_on_first_use_and_loads_completely_into_bisenet(cache):
     assert not result.missing_keys and not result.unexpected_keys
 
 
+def test_toy_mit_b0_loads_completely_into_the_toy_segformer(cache):
+    """SegFormer-B0 from configs/_base_/models/toy_segformer_b0.py: the toy MiT-B0 (tiny recipe,
+    made on first use) has the layout of mmseg's MiT-B0 file and fills the whole backbone."""
+    from mmseg.registry import MODELS
+    url = SCHEME + 'mit_b0?num_images=64&image_size=32&epochs=1&num_val=0&batch_size=16'
+    path = toy_pretrained_path(TINY, 'mit_b0')
+    cfg = Config.fromfile(osp.join(ROOT, 'configs/_base_/models/toy_segformer_b0.py'))
+    init_cfg = cfg.model.backbone.init_cfg
+    assert init_cfg == dict(type='Pretrained', checkpoint=SCHEME + 'mit_b0')
+    init_cfg.checkpoint = url
+    model_cfg = ConfigDict(copy.deepcopy(cfg.model))
+    model_cfg.update(type='IncrementalEncoderDecoder', classes_per_step=[21])
+    model = MODELS.build(model_cfg)
+    model.init_weights()  # raises unless every tensor of the MiT is loaded
+    state = torch.load(path, map_location='cpu', weights_only=False)['state_dict']
+    assert 'layers.0.0.projection.weight' in state and 'layers.3.2.weight' in state
+    for key, value in model.backbone.state_dict().items():
+        assert torch.equal(value, state[key]), key
+    # (with out_indices=(3, ) in the pretraining: the same tensors as the four-output backbone)
+    mit = MODELS.build(dict(cfg.model.backbone, init_cfg=None))
+    result = mit.load_state_dict(state, strict=True)
+    assert not result.missing_keys and not result.unexpected_keys
+
+
 def test_cache_is_reused(cache):
     path = toy_pretrained_path(TINY)
     if not osp.isfile(path):

@@ -35,6 +35,7 @@ RESNET18 = {'model.backbone.depth': 18, 'model.pretrained': 'mmincseg-toy://resn
 # Same heads and segmentor as the real configs, small enough for a 2-core CPU.
 SMALL = {
     'segformer_b0': {'model.backbone.embed_dims': 16, 'model.backbone.num_layers': [1, 1, 1, 1],
+                     'model.backbone.init_cfg': None,  # a thin MiT: not the toy MiT-B0's layout
                      'model.decode_head.in_channels': [16, 32, 80, 128],
                      'model.decode_head.channels': 32},
     'deeplabv3plus_r101': dict(RESNET18, **{'model.decode_head.c1_in_channels': 64,
@@ -105,7 +106,9 @@ def test_every_config_of_the_model_resolves(model):
             assert named or model == 'bisenetv2'
         elif model.endswith('_r101'):  # toy ResNets: the toy-pretrained file of their depth
             assert named == 'mmincseg-toy://resnet101_v1c'
-        else:  # no toy pretraining of MiT / BiSeNetV2 backbones: from scratch
+        elif model == 'segformer_b0':  # the toy MiT-B0, as VOC's is mmseg's ImageNet MiT-B0
+            assert named == 'mmincseg-toy://mit_b0'
+        else:  # BiSeNetV2: from scratch, as mmseg trains it
             assert not named
 
 

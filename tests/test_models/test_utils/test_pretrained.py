@@ -79,7 +79,8 @@ def source_state(checkpoint: str) -> Dict[str, torch.Tensor]:
         source = ResNet(depth=int(tv.group(1) or tv.group(2)))
         width = 512 * source.block.expansion  # torchvision's file also holds its classifier
         extra = {'fc.weight': torch.zeros(1000, width), 'fc.bias': torch.zeros(1000)}
-    elif re.search(r'/mit_b0_[^/]*\.pth$', checkpoint):
+    elif re.search(r'/mit_b0_[^/]*\.pth$', checkpoint) or re.fullmatch(
+            r'mmincseg-toy://mit_b0(?:\?.*)?', checkpoint):  # the toy's MiT-B0: the same layout
         source = MixVisionTransformer(**MIT_B0)
     else:
         pytest.fail(f'no source architecture for the pretrained weights {checkpoint!r}: add the '
