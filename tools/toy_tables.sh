@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Reproduces the toy-data tables of docs/results.md (seed's Tables 1 and 2 on the synthetic VOC).
-# Usage: bash tools/toy_tables.sh [table1|table2|table2-seeds|table2-seeds-tables|table10-1|table3|seam-switches|kd|orders|ade|negatives|claim|models|all]
+# Usage: bash tools/toy_tables.sh [table1|table2|table2-seeds|table2-seeds-tables|table10-1|table3|seam-switches|kd|orders|ade|negatives|claim|claim-lr|models|all]
 #   (CPU; hours on 2 cores)
 # (table2 = table2-shared + table2-own + its tables; finished runs are skipped when re-run)
 # Two chains run in parallel with one thread each (2 cores); logs go to work_dirs/toy/*.log.
@@ -503,11 +503,50 @@ for m in models:
 EOF
 fi
 
+if [ "$WHAT" = claim-lr ]; then
+  # The claim's caveat: its DeepLabV3-R101 trains at the lr chosen for BiSeNet-R18 (0.05; MiB
+  # trains DeepLabV3 at 0.01 on VOC). MiB 15-5 of DeepLabV3-R101 at each lr of CLAIM_LRS (default
+  # "0.01 0.02"; steps > 0 at lr x lr_factor, STEP_OPTS epochs), one chain each beside the other;
+  # the claim's run is the lr 0.05 row. Toy val of step 0 chooses the lr, test is reported.
+  # Writes claim_lr_15-5.md (step 0 val / test, 1-15 / 16-20 / all test after step 1). Not in `all`.
+  CL_LRS=${CLAIM_LRS:-"0.01 0.02"}
+  $PY tools/toy_pretrain.py --arch resnet101_v1c > /dev/null
+  for lr in $CL_LRS; do
+    {
+      run configs/mib/deeplabv3_r101_toyvoc_15-5_step0.py --work-dir "$W/claim_deeplabv3_r101_lr${lr}_15-5" \
+        --steps 0 --cfg-options optim_wrapper.optimizer.lr=$lr
+      run configs/mib/deeplabv3_r101_toyvoc_15-5_step0.py --work-dir "$W/claim_deeplabv3_r101_lr${lr}_15-5" \
+        --cfg-options optim_wrapper.optimizer.lr=$lr $STEP_OPTS
+    } >> "$W/claim_deeplabv3_r101_lr${lr}_15-5.log" 2>&1 &
+  done
+  wait || failed=1
+  CL_RUNS=("0.05 $W/claim_deeplabv3_r101_15-5")
+  for lr in $CL_LRS; do CL_RUNS+=("$lr $W/claim_deeplabv3_r101_lr${lr}_15-5"); done
+  $PY - "${CL_RUNS[@]}" <<'PYEOF' | tee "$W/claim_lr_15-5.md" || failed=1
+import json, sys
+print('| DeepLabV3-R101 step-0 lr | step 0 val | step 0 test | 1-15 | 16-20 | all | train s |')
+print('|---:|---:|---:|---:|---:|---:|---:|')
+for spec in sys.argv[1:]:
+    lr, run = spec.split(' ', 1)
+    try:
+        with open(f'{run}/results.json') as f:
+            steps = json.load(f)['steps']
+    except OSError:
+        print(f'{run}: no results.json, left out', file=sys.stderr)
+        continue
+    s0, last = steps[0], steps[-1]
+    after = (f"{last['mIoU_old']} | {last['mIoU_new']} | {last['mIoU']}" if last['step'] == 1
+             else '- | - | -')
+    secs = round(sum(s['train_seconds'] for s in steps))
+    print(f"| {lr} | {s0['val']['mIoU']} | {s0['mIoU']} | {after} | {secs} |")
+PYEOF
+fi
+
 if [ "$WHAT" = models ]; then
   # docs/results_models.md: other mmseg models made incremental by the same mechanism, toy 15-5,
   # MiB and FT (FT reuses MiB's step 0), one seed. CPU budget: M_EPOCHS (default 8) epochs for
   # step 0 and step 1 instead of the toy schedule's 30 / 15; the R101 models start from the toy
-  # ResNetV1c-101, SegFormer-B0 and BiSeNetV2 from scratch (no toy MiT / BiSeNetV2 pretraining).
+  # ResNetV1c-101, SegFormer-B0 from the toy MiT-B0, BiSeNetV2 from scratch (as mmseg trains it).
   # Two chains, one per core. Not part of `all`.
   E_M=${M_EPOCHS:-8}
   M_OPTS="train_cfg.max_epochs=$E_M param_scheduler.0.end=$E_M"
@@ -526,6 +565,25 @@ if [ "$WHAT" = models ]; then
   ROWS=(); NAMES=()
   for m in $M_A $M_B; do row "$W/models_ft_$m" "$m FT"; row "$W/models_mib_$m" "$m MiB"; done
   summarize models --md "$W/models_15-5.md"
+  # step 0 (val and test) and the train seconds of every step (FT's step 0 is MiB's)
+  $PY - "$W" $M_A $M_B <<'PYEOF' | tee "$W/models_steps.md" || failed=1
+import json, sys
+work, models = sys.argv[1], sys.argv[2:]
+print('| model | step 0 val | step 0 test | step 0 s | FT step 1 s | MiB step 1 s |')
+print('|---|---:|---:|---:|---:|---:|')
+for m in models:
+    try:
+        steps = {meth: json.load(open(f'{work}/models_{meth}_{m}/results.json'))['steps']
+                 for meth in ('mib', 'ft')}
+    except (OSError, ValueError, KeyError) as e:
+        print(f'{m}: {e!r}, left out', file=sys.stderr)
+        continue
+    s0 = steps['mib'][0]
+    secs = [round(s[-1]['train_seconds']) if s[-1]['step'] == 1 else '-'
+            for s in (steps['ft'], steps['mib'])]
+    print(f"| {m} | {s0['val']['mIoU']} | {s0['mIoU']} | {round(s0['train_seconds'])} | "
+          f"{secs[0]} | {secs[1]} |")
+PYEOF
 fi
 if [ "$WHAT" = table1 ] || [ "$WHAT" = all ]; then
   # Seed's Table 1 on toy data: BiSeNet R18 / R50 / R101 trained jointly, mIoU and pixel accuracy.
