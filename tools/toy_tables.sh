@@ -557,7 +557,7 @@ if [ "$WHAT" = models ]; then
         --step0 "$W/models_mib_$m/step0" --cfg-options $M_OPTS
     done
   }
-  M_A=${M_A-"deeplabv3plus_r101 segformer_b0"}
+  M_A=${M_A-"deeplabv3plus_r101 segformer_b0 bisenet_r18"}  # BiSeNet-R18: the same 8-epoch steps
   M_B=${M_B-"pspnet_r101 bisenetv2"}
   mchain $M_A >> "$W/models_a.log" 2>&1 &
   mchain $M_B >> "$W/models_b.log" 2>&1 &
