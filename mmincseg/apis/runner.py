@@ -1,9 +1,12 @@
 """Runner that resolves the ``incremental`` block before MMEngine builds anything."""
+from typing import Dict, Optional, Union
+
 import torch
 import torch.distributed as torch_dist
 from mmengine.config import Config
 from mmengine.model import MMDistributedDataParallel, is_model_wrapper, revert_sync_batchnorm
 from mmengine.runner import Runner
+from mmengine.visualization import Visualizer
 from mmseg.registry import RUNNERS
 
 from .config import resolve_incremental_config
@@ -37,6 +40,21 @@ class IncrementalRunner(Runner):
     def from_cfg(cls, cfg: Config) -> 'Runner':
         """Resolve ``cfg.incremental`` and build the runner."""
         return super().from_cfg(resolve_incremental_config(cfg))
+
+    def build_visualizer(self, visualizer: Optional[Union[Visualizer, Dict]] = None
+                         ) -> Visualizer:
+        """MMEngine's visualizer, named after this run's log dir.
+
+        mmseg's runtime names it ``'visualizer'``, and MMEngine hands back the instance of a
+        name that exists (its ``save_dir`` included): the second runner of a process (step 1
+        after step 0 in ``tools/run_incremental.py``, a resumed run, the tests) would write its
+        ``config.py``, scalars and images into the first run's ``vis_data``, over its
+        ``config.py``. A config's own name is kept as the prefix.
+        """
+        if isinstance(visualizer, dict):
+            visualizer = dict(visualizer)
+            visualizer['name'] = f"{visualizer.get('name', 'visualizer')}@{self._log_dir}"
+        return super().build_visualizer(visualizer)
 
     def setup_env(self, env_cfg: dict) -> None:
         """MMEngine's set-up; on a CPU-only machine the process group is created with gloo."""

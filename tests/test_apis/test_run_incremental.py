@@ -1,8 +1,11 @@
 """Chaining steps: summary files, skipping finished steps, sharing step 0, per-step metrics."""
+import glob
 import json
+import os
 import os.path as osp
 
 import pytest
+from mmengine.config import Config
 
 from mmincseg.apis import run_incremental
 from loader_options import NO_WORKERS
@@ -27,6 +30,15 @@ def test_run_writes_summary_skips_finished_and_shares_step0(toy_voc, tmp_path):
     assert len(last['per_class']) == 21
     assert osp.isfile(osp.join(ft_dir, 'miou_per_step.png'))
     assert '| 1 |' in open(osp.join(ft_dir, 'results.md')).read()
+    # each step's visualizer writes into its own log dir (mmseg names every one 'visualizer',
+    # and one process trains both steps): step 1 neither adds to step 0's vis_data nor
+    # overwrites its config.py
+    for t in (0, 1):
+        (log_dir, ) = glob.glob(osp.join(ft_dir, f'step{t}', '2*', ''))
+        vis = osp.join(log_dir, 'vis_data')
+        assert sorted(f for f in os.listdir(vis) if f.endswith('.json')) == [
+            f'{osp.basename(osp.dirname(log_dir))}.json', 'scalars.json'], t
+        assert Config.fromfile(osp.join(vis, 'config.py')).incremental.step == t
 
     # the toy's held-out test split is evaluated after training and is what the summary reports
     with open(osp.join(ft_dir, 'step1', 'step_result.json')) as f:
