@@ -2,9 +2,10 @@
 PY := .venv/bin/python
 # Tests run many tiny models: one intra-op thread each is faster and never thrashes.
 TEST_ENV := OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1}
-# The end-to-end tests write checkpoints under pytest's temp dirs (GBs per session): keep only
-# the newest session's (pytest keeps three), so repeated runs cannot fill the disk.
-PYTEST := $(PY) -m pytest tests -q -p no:cacheprovider -o tmp_path_retention_count=1
+# The end-to-end tests write checkpoints under pytest's temp dirs (~12 GB a session if all are
+# kept): keep those of failed tests only, of the newest session only (pytest keeps three).
+PYTEST := $(PY) -m pytest tests -q -p no:cacheprovider -o tmp_path_retention_policy=failed \
+	-o tmp_path_retention_count=1
 TOY := data/toyvoc
 DEMO_DIR := work_dirs/demo_mib_bisenet_r18_toyvoc_15-5
 
